@@ -1,0 +1,26 @@
+"""prefopt's loss library: pure PyTorch preference losses, one file per algorithm.
+
+    from losses import PreferenceLogps, get_loss
+    per_list = get_loss("lipo")(x, beta=0.05)   # (B,), unreduced: the caller reduces
+
+Adding a loss: a new file with ``<algo>_loss(x, *, hyper-parameters)``, and one entry in ``LOSSES`` below.
+"""
+
+from losses.dpo import dpo_loss
+from losses.registry import LossSpec
+from losses.types import PreferenceLogps
+
+LOSSES: dict[str, LossSpec] = {
+    "dpo": LossSpec(dpo_loss, paper="Rafailov et al., 2023, arXiv 2305.18290"),
+}
+
+
+def get_loss(name: str) -> LossSpec:
+    """The registered loss called ``name``; a clear error lists the valid names."""
+    try:
+        return LOSSES[name]
+    except KeyError:
+        raise KeyError(f"unknown loss {name!r}; valid names: {', '.join(sorted(LOSSES))}") from None
+
+
+__all__ = ["LOSSES", "LossSpec", "PreferenceLogps", "dpo_loss", "get_loss"]
