@@ -1,0 +1,155 @@
+"""PreferenceTrainer: transformers' Trainer with one policy forward per batch of lists and a pluggable loss.
+
+Checkpointing, resume, gradient accumulation, mixed precision, accelerate/DeepSpeed/FSDP and logging come from
+``transformers.Trainer``. This class owns what is particular to preference learning: the forward over all B·K
+responses, the reference log-probs (frozen model, adapter off, or precomputed), the loss call through the
+registry (``losses.get_loss``; the trainer never looks at a loss's name), and the metrics.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import torch
+from torch import Tensor
+from transformers import Trainer
+from trl.models.utils import disable_gradient_checkpointing
+
+from losses import PreferenceLogps, get_loss
+from prefopt.trainer.collate import ListCollator
+from prefopt.trainer.logps import ensure_fused_head, response_logits, response_token_logps, token_kl
+from prefopt.trainer.metrics import preference_metrics
+from prefopt.trainer.reference import adapter_off
+
+
+class PreferenceTrainer(Trainer):
+    """Train a causal LM on tokenized preference lists with any registered loss.
+
+    Args:
+        model: the policy (a transformers model, optionally PEFT-wrapped).
+        args: ``transformers.TrainingArguments`` (``remove_unused_columns`` is forced off).
+        loss: registry name (``losses.LOSSES``); ``loss_kwargs`` its hyper-parameters.
+        ref_model: a frozen reference model; None means the PEFT base (adapter off) when the policy is a PEFT
+            model, or precomputed ``ref_logps`` in the features.
+        collator: a ``ListCollator``; features are as it documents.
+    """
+
+    # compute_loss returns a mean over the micro-batch: Trainer divides by the accumulation steps.
+    loss_is_scaled_for_ga = False
+
+    def __init__(self, model, args, *, loss: str, loss_kwargs: dict[str, Any] | None = None, ref_model=None,
+                 collator: ListCollator, train_dataset=None, eval_dataset=None, processing_class=None,
+                 callbacks=None):
+        self.loss_spec = get_loss(loss)
+        self.loss_kwargs = {**self.loss_spec.defaults, **(loss_kwargs or {})}
+        unknown = set(self.loss_kwargs) - set(self.loss_spec.defaults)
+        if unknown:
+            raise ValueError(f"loss {loss!r} has no hyper-parameter(s) {sorted(unknown)}; "
+                             f"valid: {sorted(self.loss_spec.defaults)}")
+        args.remove_unused_columns = False
+        ensure_fused_head(model)
+        super().__init__(model=model, args=args, data_collator=collator, train_dataset=train_dataset,
+                         eval_dataset=eval_dataset, processing_class=processing_class, callbacks=callbacks)
+        self.ref_model = ref_model
+        if ref_model is not None:
+            ref_model.requires_grad_(False).eval()
+            ensure_fused_head(ref_model)
+            self.ref_model = self.accelerator.prepare_model(ref_model, evaluation_mode=True)
+        self._metrics: dict[str, defaultdict[str, list[float]]] = {"train": defaultdict(list),
+                                                                    "eval": defaultdict(list)}
+        self.total_tokens = 0
+
+    # ---- forward -------------------------------------------------------------------------------------------
+    def _token_logps(self, model, inputs: dict[str, Tensor]) -> tuple[Tensor, Tensor | None, Tensor | None]:
+        """Per-token policy and reference log-probs (N, L-1), and per-token KL(ref || policy) when the loss asks."""
+        cols = (inputs["input_ids"], inputs["attention_mask"], inputs["completion_mask"])
+        needs_live_ref = self.loss_spec.needs_ref and "ref_logps" not in inputs
+        if needs_live_ref and self.ref_model is None and not self._is_peft():
+            raise ValueError("the loss needs a reference: pass ref_model, use a PEFT policy, or precompute ref_logps")
+        ref_model = self.ref_model if self.ref_model is not None else self.model
+        if not self.loss_spec.needs_token_kl:
+            policy = response_token_logps(model, *cols)
+            ref = None
+            if needs_live_ref:
+                with torch.no_grad(), self._adapter_ctx(), disable_gradient_checkpointing(
+                        self.model, self.args.gradient_checkpointing_kwargs):
+                    ref = response_token_logps(ref_model, *cols)
+            return policy, ref, None
+        # Full-vocabulary path: logits only at response positions, for both models.
+        predicts = cols[2][:, 1:].bool()
+        labels = cols[0][:, 1:][predicts]
+        policy_logits = response_logits(model, *cols)
+        with torch.no_grad(), self._adapter_ctx():
+            ref_logits = response_logits(ref_model, *cols)
+        scatter = lambda v: torch.zeros(predicts.shape, dtype=v.dtype, device=v.device).masked_scatter(predicts, v)
+        gather = lambda lg: lg.log_softmax(-1).gather(1, labels[:, None]).squeeze(1)
+        return scatter(gather(policy_logits)), scatter(gather(ref_logits)), scatter(token_kl(ref_logits,
+                                                                                             policy_logits))
+
+    def _is_peft(self) -> bool:
+        from peft import PeftModel
+
+        return isinstance(getattr(self.model, "module", self.model), PeftModel)
+
+    def _adapter_ctx(self):
+        from contextlib import nullcontext
+
+        return adapter_off(self.model) if self.ref_model is None and self._is_peft() else nullcontext()
+
+    def preference_logps(self, model, inputs: dict[str, Tensor]) -> PreferenceLogps:
+        """Run the forward(s) and build the loss input, with only the fields the registered loss needs."""
+        policy_tok, ref_tok, kl = self._token_logps(model, inputs)
+        tmask = inputs["completion_mask"][:, 1:].bool()
+        lists = lambda v: ListCollator.to_lists(v, inputs)
+        policy = lists((policy_tok * tmask).sum(1))
+        ref = lists((ref_tok * tmask).sum(1)) if ref_tok is not None else inputs.get("ref_logps")
+        spec, fields = self.loss_spec, {}
+        if spec.needs_tokens:
+            fields.update(policy_tokens=lists(policy_tok), ref_tokens=lists(ref_tok), token_mask=lists(tmask))
+        if spec.needs_segments:
+            if "segments" not in inputs:
+                raise ValueError("this loss needs refined segments: the data collator produced no 'segments'")
+            fields["segments"] = lists(inputs["segments"][:, 1:])
+        if spec.needs_token_kl:
+            fields["token_kl"] = lists(kl)
+        return PreferenceLogps(policy=policy, ref=ref, scores=inputs["scores"], mask=inputs["mask"],
+                               weight=inputs.get("weight") if spec.uses_weight else None,
+                               lengths=lists(tmask.sum(1)), **fields)
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        x = self.preference_logps(model, inputs)
+        per_list = self.loss_spec(x, **self.loss_kwargs)  # (B,)
+        loss = per_list.mean()
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"loss is {loss.item()} at step {self.state.global_step + 1}; training stopped. The last good "
+                f"checkpoint (if any) is kept under {self.args.output_dir}")
+        self._record(x, per_list, inputs)
+        return (loss, {"per_list": per_list.detach()}) if return_outputs else loss
+
+    # ---- metrics -------------------------------------------------------------------------------------------
+    def _record(self, x: PreferenceLogps, per_list: Tensor, inputs: dict[str, Tensor]) -> None:
+        mode = "train" if self.model.training else "eval"
+        beta = float(self.loss_kwargs.get("beta", 1.0))
+        for name, value in preference_metrics(x.to(per_list.device), beta).items():
+            value = self.accelerator.gather_for_metrics(value.float())
+            value = value[~value.isnan()]
+            if value.numel():
+                self._metrics[mode][name].append(value.mean().item())
+        if mode == "train":  # for the summary's tokens/s
+            self.total_tokens += self.accelerator.gather_for_metrics(inputs["attention_mask"].sum()).sum().item()
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        mode = "train" if self.model.training else "eval"
+        metrics = {k: sum(v) / len(v) for k, v in self._metrics[mode].items() if v}
+        if mode == "eval":
+            metrics = {f"eval_{k}": v for k, v in metrics.items()}
+        self._metrics[mode].clear()
+        super().log({**logs, **metrics}, start_time)
+
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
+        inputs = self._prepare_inputs(inputs)
+        with torch.no_grad():
+            loss = self.compute_loss(model, inputs)
+        return loss.detach(), None, None

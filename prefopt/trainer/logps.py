@@ -1,0 +1,100 @@
+"""Per-token log-probabilities of response tokens, without materialising (N, T, V) logits.
+
+The sequence path uses TRL's fused LM head (``trl.trainer.utils.add_fused_lm_head``), which projects the hidden
+states through the LM head in tiles and keeps only the label's log-prob. Losses that need a full-vocabulary
+quantity per token (RRPO's KL to the reference) go through ``response_logits``, which projects only the response
+positions, not the prompt or the padding.
+"""
+
+from __future__ import annotations
+
+import torch
+from peft import PeftModel
+from torch import Tensor
+from trl.trainer.utils import add_fused_lm_head
+
+
+def _core(model):
+    """The transformers model under a PEFT or accelerate wrapper (where the fused head is attached)."""
+    model = getattr(model, "module", model)  # DDP
+    return model.get_base_model() if isinstance(model, PeftModel) else model
+
+
+def ensure_fused_head(model) -> None:
+    """Attach TRL's fused LM head once; ``forward`` is unchanged unless called with ``fused_lm_head=True``."""
+    core = _core(model)
+    if not getattr(core, "_prefopt_fused_head", False):
+        add_fused_lm_head(core)
+        core._prefopt_fused_head = True
+
+
+def response_token_logps(model, input_ids: Tensor, attention_mask: Tensor, completion_mask: Tensor) -> Tensor:
+    """log π(y_t | x, y_<t) at every response token.
+
+    Args:
+        input_ids, attention_mask, completion_mask: (N, L); completion_mask is 1 on response tokens.
+    Returns:
+        (N, L - 1) float32 log-probs aligned with ``completion_mask[:, 1:]`` (0 elsewhere).
+    """
+    ensure_fused_head(model)
+    labels = input_ids.masked_fill(completion_mask == 0, -100)
+    out = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels, fused_lm_head=True,
+                use_cache=False)
+    return out.log_probs[:, -(input_ids.shape[1] - 1):].float()  # prompt-learning PEFT prepends virtual tokens
+
+
+def response_logits(model, input_ids: Tensor, attention_mask: Tensor, completion_mask: Tensor) -> Tensor:
+    """Full-vocabulary logits at the positions that predict a response token.
+
+    Returns:
+        (M, V) float32 logits, M = number of response tokens, ordered as ``completion_mask[:, 1:].nonzero()``.
+    """
+    core = _core(model)
+    backbone = getattr(core, core.base_model_prefix)
+    hidden = backbone(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
+    predicts = completion_mask[:, 1:].bool()
+    lm_head = core.get_output_embeddings()
+    return lm_head(hidden[:, :-1][predicts]).float()
+
+
+def token_kl(ref_logits: Tensor, policy_logits: Tensor) -> Tensor:
+    """KL(ref || policy) per row of (M, V) logits → (M,)."""
+    ref_logp = ref_logits.log_softmax(-1)
+    return (ref_logp.exp() * (ref_logp - policy_logits.log_softmax(-1))).sum(-1)
+
+
+@torch.no_grad()
+def sequence_logps(model, tokenizer, prompts: list, responses: list[list], *, batch_size: int = 16,
+                   average: bool = False) -> list[list[float]]:
+    """Summed (or per-token mean) response log-probs for each prompt's list of responses.
+
+    Tokenization and the response boundary are the trainer's (``prefopt.data.tokenize.tokenize_list``), so scores
+    computed here equal the log-probs the trainer optimises.
+    """
+    from prefopt.data.tokenize import tokenize_list
+    from prefopt.trainer.collate import ListCollator
+
+    was_training = model.training
+    model.eval()
+    collator = ListCollator(pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None
+                            else tokenizer.eos_token_id)
+    device = next(model.parameters()).device
+    out: list[list[float]] = []
+    try:
+        for start in range(0, len(prompts), batch_size):
+            feats = []
+            for p, rs in zip(prompts[start:start + batch_size], responses[start:start + batch_size], strict=True):
+                tok = tokenize_list(tokenizer, p, rs)
+                feats.append({"prompt_ids": tok.prompt_ids, "response_ids": tok.response_ids, "scores": [0.0] * len(rs)})
+            batch = collator(feats)
+            per_token = response_token_logps(model, batch["input_ids"].to(device), batch["attention_mask"].to(device),
+                                              batch["completion_mask"].to(device))
+            mask = batch["completion_mask"][:, 1:].to(device)
+            seq = (per_token * mask).sum(1)
+            if average:
+                seq = seq / mask.sum(1).clamp(min=1)
+            grid = collator.to_lists(seq.cpu(), batch)
+            out.extend([row[: len(f["response_ids"])] for row, f in zip(grid.tolist(), feats, strict=True)])
+    finally:
+        model.train(was_training)
+    return out

@@ -1,0 +1,75 @@
+"""Reference log-probs: a frozen model, the PEFT base with the adapter off, or precomputed once and cached on disk.
+
+The precomputed cache is keyed by (fingerprint of the tokenized data, hash of the reference weights), so a rerun
+on the same data and model reads it instead of recomputing, and any change to either misses the cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+from peft import PeftModel
+from tqdm.auto import tqdm
+from trl.trainer.utils import hash_module
+
+from prefopt.trainer.collate import ListCollator
+from prefopt.trainer.logps import response_token_logps
+
+REFERENCE_MODES = ("model", "adapter", "precomputed")
+
+
+def adapter_off(model):
+    """Context in which a PEFT model computes as its base model (no second copy of the weights)."""
+    core = getattr(model, "module", model)
+    if not isinstance(core, PeftModel):
+        raise ValueError("reference.mode=adapter needs a PEFT model (set peft.enabled=true)")
+    return core.disable_adapter()
+
+
+def features_fingerprint(features: list[dict]) -> str:
+    h = hashlib.sha256()
+    for f in features:
+        h.update(json.dumps([f["prompt_ids"], f["response_ids"]]).encode())
+    return h.hexdigest()[:16]
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("PREFOPT_CACHE", Path.home() / ".cache" / "prefopt")) / "ref_logps"
+
+
+@torch.no_grad()
+def precompute_ref_logps(ref_model, features: list[dict], collator: ListCollator, *, batch_size: int = 16,
+                         cache_dir: str | Path | None = None, disable_adapter: bool = False) -> list[dict]:
+    """Return copies of ``features`` with ``"ref_logps"`` (K floats) added, read from or written to the cache."""
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    key = f"{features_fingerprint(features)}-{hash_module(ref_model)[:16]}-{collator.max_length}"
+    path = cache_dir / f"{key}.json"
+    if path.exists():
+        cached = json.loads(path.read_text())
+    else:
+        was_training = ref_model.training
+        ref_model.eval()
+        device = next(ref_model.parameters()).device
+        cached = []
+        ctx = adapter_off(ref_model) if disable_adapter else nullcontext()
+        with ctx:
+            for start in tqdm(range(0, len(features), batch_size), desc="reference log-probs"):
+                chunk = features[start:start + batch_size]
+                batch = collator(chunk)
+                per_token = response_token_logps(ref_model, *(batch[k].to(device) for k in
+                                                              ("input_ids", "attention_mask", "completion_mask")))
+                seq = (per_token * batch["completion_mask"][:, 1:].to(device)).sum(1).cpu()
+                grid = collator.to_lists(seq, batch)
+                cached.extend(row[: len(f["response_ids"])] for row, f in zip(grid.tolist(), chunk, strict=True))
+        ref_model.train(was_training)
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(cached))
+        tmp.replace(path)  # atomic: a killed run never leaves half a cache
+    return [{**f, "ref_logps": r} for f, r in zip(features, cached, strict=True)]
+
