@@ -1,0 +1,102 @@
+"""OSP loss and soft-label helper: hand-computed values, reductions to DPO, masks, extremes, gradcheck."""
+
+import math
+
+import pytest
+import torch
+from torch.testing import assert_close
+
+from losses import LOSSES, PreferenceLogps, dpo_loss, osp_loss
+from losses.osp import osp_soft_label
+
+
+def _batch(weight=None, dtype=torch.float32) -> PreferenceLogps:
+    # list 0: ratios [1, -1] (chosen column 0), h = 2; list 1: ratios [0.5, 1.5] (chosen column 1), h = 1
+    policy = torch.tensor([[-1.0, -3.0], [-2.5, -1.5]], dtype=dtype)
+    ref = torch.tensor([[-2.0, -2.0], [-3.0, -3.0]], dtype=dtype)
+    scores = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    return PreferenceLogps(policy=policy, ref=ref, scores=scores, weight=weight)
+
+
+def test_hand_computed():
+    """β = 0.5: z = β·h = [1.0, 0.5]; loss = −log σ(z) + (1 − p)·z  (since log σ(−z) = log σ(z) − z).
+
+    list 0, p = 0.8: log(1 + e^−1)   + 0.2·1.0 = 0.3132617 + 0.2  = 0.5132617
+    list 1, p = 0.6: log(1 + e^−0.5) + 0.4·0.5 = 0.4740770 + 0.2  = 0.6740770
+    """
+    x = _batch(weight=torch.tensor([0.8, 0.6]))
+    expected = torch.tensor([math.log1p(math.exp(-1.0)) + 0.2, math.log1p(math.exp(-0.5)) + 0.2])
+    assert_close(osp_loss(x, beta=0.5), expected)
+    assert_close(expected, torch.tensor([0.5132617, 0.6740770]))
+
+
+def test_reductions_to_dpo():
+    """p = 1 (no weight) is DPO bit for bit; p = 1 − ε is DPO with label smoothing ε (conservative DPO)."""
+    x = _batch()
+    assert torch.equal(osp_loss(x, beta=0.1), dpo_loss(x, beta=0.1))
+    assert_close(osp_loss(_batch(weight=torch.full((2,), 0.9)), beta=0.1), dpo_loss(x, beta=0.1, label_smoothing=0.1))
+
+
+def test_soft_label_helper():
+    """p = (0.9 + 0.7) / 2 = 0.8 and (0.6 + 0.2) / 2 = 0.4: a position-biased judge is averaged out."""
+    assert_close(osp_soft_label(torch.tensor([0.9, 0.6]), torch.tensor([0.7, 0.2])), torch.tensor([0.8, 0.4]))
+    with pytest.raises(ValueError, match="osp_soft_label"):
+        osp_soft_label(torch.tensor([1.2]), torch.tensor([0.9]))
+
+
+def test_tied_pair_is_zero_with_zero_gradient():
+    policy = torch.tensor([[-1.0, -3.0]], requires_grad=True)
+    x = PreferenceLogps(policy=policy, ref=torch.zeros(1, 2), scores=torch.tensor([[0.0, 0.0]]),
+                        weight=torch.tensor([0.5]))
+    loss = osp_loss(x)
+    loss.sum().backward()
+    assert loss.item() == 0.0 and torch.equal(policy.grad, torch.zeros(1, 2))
+
+
+def test_padded_slot_changes_nothing():
+    base = _batch(weight=torch.tensor([0.8, 0.6]))
+    p3 = torch.cat([base.policy, torch.tensor([[float("nan")], [50.0]])], dim=1).requires_grad_(True)
+    x3 = PreferenceLogps(policy=p3, ref=torch.cat([base.ref, torch.zeros(2, 1)], dim=1),
+                         scores=torch.cat([base.scores, torch.tensor([[5.0], [-5.0]])], dim=1),
+                         mask=torch.tensor([[True, True, False], [True, True, False]]), weight=base.weight)
+    loss3 = osp_loss(x3)
+    loss3.sum().backward()
+    assert_close(loss3, osp_loss(base))
+    assert torch.equal(p3.grad[:, 2], torch.zeros(2))
+
+
+def test_column_order_does_not_matter():
+    x = _batch(weight=torch.tensor([0.8, 0.6]))
+    swapped = PreferenceLogps(policy=x.policy.flip(1), ref=x.ref.flip(1), scores=x.scores.flip(1), weight=x.weight)
+    assert_close(osp_loss(swapped), osp_loss(x))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_extreme_margins_are_finite(dtype, sign):
+    """|h| = 1e4, β = 0.1: z = ±1000; p = 0.75 (exact in bf16) gives ≈ 0.25·1000 or 0.75·1000."""
+    policy = (sign * torch.tensor([[5e3, -5e3]])).to(dtype).requires_grad_(True)
+    x = PreferenceLogps(policy=policy, ref=torch.zeros(1, 2, dtype=dtype), scores=torch.tensor([[1.0, 0.0]]),
+                        weight=torch.tensor([0.75], dtype=dtype))
+    loss = osp_loss(x, beta=0.1)
+    assert loss.dtype == torch.float32
+    loss.sum().backward()
+    assert torch.isfinite(loss).all() and torch.isfinite(policy.grad).all()
+    assert_close(loss, torch.tensor([250.0 if sign > 0 else 750.0]), rtol=1e-2, atol=0)
+
+
+def test_gradcheck_float64():
+    x = _batch(weight=torch.tensor([0.8, 0.3], dtype=torch.float64), dtype=torch.float64)
+    policy, ref = x.policy.clone().requires_grad_(True), x.ref.clone().requires_grad_(True)
+
+    def f(p, r):
+        return osp_loss(PreferenceLogps(policy=p, ref=r, scores=x.scores, weight=x.weight), beta=0.7)
+
+    assert torch.autograd.gradcheck(f, (policy, ref))
+
+
+def test_registry_entry():
+    spec = LOSSES["osp"]
+    assert spec.fn is osp_loss and spec.uses_weight and spec.needs_ref and not spec.listwise
+    assert spec.defaults == {"beta": 0.1}
+    assert "2405.14103" in spec.paper
