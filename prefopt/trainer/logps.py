@@ -85,7 +85,8 @@ def sequence_logps(model, tokenizer, prompts: list, responses: list[list], *, ba
             feats = []
             for p, rs in zip(prompts[start:start + batch_size], responses[start:start + batch_size], strict=True):
                 tok = tokenize_list(tokenizer, p, rs)
-                feats.append({"prompt_ids": tok.prompt_ids, "response_ids": tok.response_ids, "scores": [0.0] * len(rs)})
+                feats.append({"prompt_ids": tok.prompt_ids, "response_ids": tok.response_ids,
+                              "scores": [0.0] * len(rs)})
             batch = collator(feats)
             per_token = response_token_logps(model, batch["input_ids"].to(device), batch["attention_mask"].to(device),
                                               batch["completion_mask"].to(device))

@@ -1,0 +1,142 @@
+"""PreferenceTrainer: reference modes, token-level losses, ragged lists, accumulation invariance, NaN stop."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import pytest
+import torch
+from peft import LoraConfig, get_peft_model
+from transformers import TrainingArguments
+
+from losses import LOSSES, LossSpec, PreferenceLogps, dpo_loss
+from prefopt.trainer.collate import ListCollator
+from prefopt.trainer.core import PreferenceTrainer
+from prefopt.trainer.prepare import tokenize_records
+from prefopt.trainer.reference import precompute_ref_logps
+from tests.conftest import make_model, make_tokenizer
+
+RECORDS = [
+    {"prompt": f"add {a}+{b}:", "responses": [f" {a + b}", f" {a + b + 1} x", f" {a}{b}"], "scores": [1.0, 0.2, 0.0],
+     "weight": 0.8}
+    for a, b in [(1, 2), (3, 4), (5, 1), (2, 2), (7, 1), (0, 9), (4, 4), (6, 3)]
+]
+
+
+def _args(tmp_path, **kw):
+    base = dict(output_dir=str(tmp_path), per_device_train_batch_size=4, max_steps=2, learning_rate=1e-2, seed=0,
+                report_to=[], logging_steps=1, use_cpu=True, save_strategy="no", disable_tqdm=True)
+    return TrainingArguments(**{**base, **kw})
+
+
+def _features(records=RECORDS, segment_fn=None):
+    tok = make_tokenizer()
+    return tok, tokenize_records(records, tok, max_length=64, segment_fn=segment_fn)[0]
+
+
+def _trainer(tmp_path, loss="dpo", model=None, ref="copy", features=None, **kw):
+    tok, feats = _features() if features is None else (make_tokenizer(), features)
+    model = model if model is not None else make_model(seed=1)
+    ref_model = copy.deepcopy(model) if ref == "copy" else ref
+    return PreferenceTrainer(model, _args(tmp_path, **kw), loss=loss, ref_model=ref_model,
+                             collator=ListCollator(pad_token_id=0), train_dataset=feats, processing_class=tok)
+
+
+def _first_loss(trainer):
+    batch = next(iter(trainer.get_train_dataloader()))
+    return trainer.compute_loss(trainer.model, batch)
+
+
+def test_at_initialisation_policy_equals_reference_so_dpo_is_log2(tmp_path):
+    assert _first_loss(_trainer(tmp_path)).item() == pytest.approx(math.log(2), abs=1e-6)
+
+
+def test_lists_of_three_use_best_vs_worst_and_lipo_sees_all(tmp_path):
+    trainer = _trainer(tmp_path, loss="lipo")
+    batch = next(iter(trainer.get_train_dataloader()))
+    x = trainer.preference_logps(trainer.model, batch)
+    assert x.policy.shape == (4, 3) and x.mask.all()
+    trainer.train()
+    assert trainer.state.log_history[-1]["train_loss"] > 0
+
+
+def test_precomputed_reference_equals_live_reference_and_is_cached(tmp_path):
+    tok, feats = _features()
+    model = make_model(seed=2)
+    collator = ListCollator(pad_token_id=0)
+    pre = precompute_ref_logps(model, feats, collator, cache_dir=tmp_path / "cache")
+    assert len(list((tmp_path / "cache").iterdir())) == 1
+    again = precompute_ref_logps(model, feats, collator, cache_dir=tmp_path / "cache")
+    assert [f["ref_logps"] for f in again] == [f["ref_logps"] for f in pre]
+    live = _trainer(tmp_path / "a", model=copy.deepcopy(model), features=feats)
+    cached = _trainer(tmp_path / "b", model=copy.deepcopy(model), ref=None, features=pre)
+    with torch.no_grad():  # move both policies off the reference so the loss depends on the reference values
+        for t in (live, cached):
+            next(t.model.parameters()).add_(0.05)
+    batch_live = next(iter(live.get_train_dataloader()))  # same seed: the same lists in the same order
+    batch_cached = next(iter(cached.get_train_dataloader()))
+    assert "ref_logps" in batch_cached and "ref_logps" not in batch_live
+    x_live = live.preference_logps(live.model, batch_live)
+    x_cached = cached.preference_logps(cached.model, batch_cached)
+    torch.testing.assert_close(x_cached.ref, x_live.ref, atol=1e-5, rtol=0)
+    torch.testing.assert_close(cached.compute_loss(cached.model, batch_cached),
+                               live.compute_loss(live.model, batch_live), atol=1e-6, rtol=0)
+
+
+def test_peft_policy_uses_the_base_with_adapter_off_as_reference(tmp_path):
+    model = get_peft_model(make_model(seed=4), LoraConfig(r=4, target_modules=["q_proj", "v_proj"],
+                                                          init_lora_weights=False))
+    trainer = _trainer(tmp_path, model=model, ref=None)
+    batch = next(iter(trainer.get_train_dataloader()))
+    x = trainer.preference_logps(trainer.model, batch)
+    base = _trainer(tmp_path / "b", model=make_model(seed=4))
+    x_base = base.preference_logps(base.model, batch)
+    torch.testing.assert_close(x.ref, x_base.policy.detach(), atol=1e-5, rtol=0)  # reference = base weights
+    assert not torch.allclose(x.policy, x.ref)  # the adapter (non-zero init) changes the policy
+    trainer.train()
+    assert all(not p.requires_grad for n, p in trainer.model.named_parameters() if "lora" not in n)
+
+
+def test_rrpo_with_every_token_in_one_segment_and_alpha_zero_equals_dpo(tmp_path):
+    full = lambda tok, tl, rec: [[1] * len(r) for r in tl.response_ids]
+    _, feats = _features(segment_fn=full)
+    rrpo = _trainer(tmp_path / "r", loss="rrpo", features=feats, model=make_model(seed=5))
+    rrpo.loss_kwargs["alpha"] = 0.0
+    dpo = _trainer(tmp_path / "d", loss="dpo", features=feats, model=make_model(seed=5))
+    with torch.no_grad():  # move the policy away from the reference so the loss is not log 2
+        for t in (rrpo, dpo):
+            next(t.model.parameters()).add_(0.05)
+    batch = ListCollator(pad_token_id=0)(feats[:4])
+    torch.testing.assert_close(rrpo.compute_loss(rrpo.model, batch), dpo.compute_loss(dpo.model, batch),
+                               atol=1e-5, rtol=0)
+    rrpo.loss_kwargs["alpha"] = 0.5  # the token-level KL to the reference is now a positive penalty
+    assert rrpo.compute_loss(rrpo.model, batch) > dpo.compute_loss(dpo.model, batch)
+
+
+def test_batch_one_times_accumulation_four_equals_batch_four(tmp_path):
+    a = _trainer(tmp_path / "a", per_device_train_batch_size=1, gradient_accumulation_steps=4, max_steps=3)
+    b = _trainer(tmp_path / "b", per_device_train_batch_size=4, gradient_accumulation_steps=1, max_steps=3)
+    a.train()
+    b.train()
+    la = [h["loss"] for h in a.state.log_history if "loss" in h]
+    lb = [h["loss"] for h in b.state.log_history if "loss" in h]
+    torch.testing.assert_close(torch.tensor(la), torch.tensor(lb), atol=1e-5, rtol=0)
+    for p, q in zip(a.model.parameters(), b.model.parameters(), strict=True):
+        torch.testing.assert_close(p, q, atol=1e-5, rtol=0)
+
+
+def test_a_non_finite_loss_stops_with_the_step(tmp_path, monkeypatch):
+    def broken(x: PreferenceLogps, *, beta: float = 0.1):
+        return dpo_loss(x, beta=beta) * float("nan")
+
+    monkeypatch.setitem(LOSSES, "broken", LossSpec(broken))
+    trainer = _trainer(tmp_path, loss="broken")
+    with pytest.raises(FloatingPointError, match="at step 1"):
+        trainer.train()
+
+
+def test_unknown_hyper_parameter_is_rejected(tmp_path):
+    with pytest.raises(ValueError, match="no hyper-parameter"):
+        PreferenceTrainer(make_model(), _args(tmp_path), loss="dpo", loss_kwargs={"bta": 1},
+                          ref_model=make_model(), collator=ListCollator(pad_token_id=0), train_dataset=[])
