@@ -15,7 +15,8 @@ def d2o_loss(x: PreferenceLogps, *, beta: float = 0.1, alpha: float = 0.1) -> Te
 
     Paper:
         Duan, Yi, Zhang, Liu, Liu, Lu, Xie, Gu (2024), "Negating Negatives: Alignment with Human Negative Samples via
-        Distributional Dispreference Optimization", arXiv 2403.03419 (Findings of EMNLP 2024), Section 3.2, Eq. 3.
+        Distributional Dispreference Optimization", arXiv 2403.03419 (v2; Findings of EMNLP 2024), Section 3.2,
+        Eq. 3.
 
     Formula:
         z = (β/K)·Σ_{i=1..K} [log πθ(y_i|x) − log π_r⁻(y_i|x)] − α·[log πθ(y_l|x) − log π_r⁺(y_l|x)]
@@ -40,11 +41,19 @@ def d2o_loss(x: PreferenceLogps, *, beta: float = 0.1, alpha: float = 0.1) -> Te
     Reduction to DPO:
         K = 1, α = β and one reference: z = β·h with the sample as y_w, i.e. exactly ``dpo_loss``.
 
-    Verified against the paper (via two transcriptions of Eq. 3, the arXiv text itself was not reachable here):
-    the formula, the roles of π_r⁻ / π_r⁺, K = 11 and α = β = 0.1 with both references the initial Alpaca model.
-    Chosen here: which entry is the negative (the strict lowest score) and which are samples (all others), the
-    masked mean for ragged K, and the tie rules above. Sampling the K responses (y_i ∼ π_r(·|x) in the paper) is
-    data-side: the data module puts them in the list with a score above the negative's.
+    Verified vs chosen (review). Read from the paper itself: the arXiv abstract page of 2403.03419v2 (title,
+    authors, revision dates, abstract) and the ACL Anthology record (Findings of EMNLP 2024, pp. 1012-1042); the
+    abstract's definition: D²O "maximizes the discrepancy between dispreferred responses and the generated
+    non-negative ones", "using self-generated responses as anchors", and is "theoretically an upper bound of the
+    instance-level DPO". The arXiv HTML (method section) is not stored here, so Eq. 3 comes from transcriptions:
+    two read in this review (one states it was checked against the v2 text) agree with the two the first
+    implementation used, and with the code:
+        L_D2O = −E_{(x,y_l)∼D}[log σ((β/K)·Σ_i log πθ(y_i|x)/π_r⁻(y_i|x) − α·log πθ(y_l|x)/π_r⁺(y_l|x))],
+    y_i ∼ π_r(·|x), with K = 11, α = β = 0.1 and π_r⁺ = π_r⁻ = the initial Alpaca model in the experiments; the
+    positive part of the gradient (Eq. 4) is the mean over the K samples (tested). Chosen here: which entry is
+    the negative (the strict lowest score) and which are samples (all others), the masked mean for ragged K, and
+    the tie rules above. Sampling the K responses is data-side: the data module puts them in the list with a
+    score above the negative's.
     """
     ratios = log_ratios(x)  # (B, K), compute dtype
     valid = x.valid

@@ -1,5 +1,8 @@
 """OSP: Online Self-Preferring, a soft-preference cross-entropy (SPCE) on self-judged pairs.
 
+STATUS: reconstruction. The paper's method section (the SPCE equation, the strength, the ranked pairing) could not
+be read; the loss below is our reading of the abstract's words, see ``osp_loss``'s "Verified vs chosen".
+
 The ranked pairing (several pairs per prompt, each with its own strength) happens on the data side; each pair
 reaches this loss as a list of two with ``weight`` = its preference strength, built with ``osp_soft_label``.
 """
@@ -22,6 +25,8 @@ def osp_soft_label(prob_w_first: Tensor, prob_w_second: Tensor) -> Tensor:
         prob_w_second: (...) the same with y_w shown second.
     Returns:
         (...) p = (prob_w_first + prob_w_second) / 2 in [0, 1]; averaging the two orders cancels position bias.
+
+    Chosen here, not read in the paper (its definition of the strength is in the unread method section).
     """
     p = (prob_w_first + prob_w_second) / 2
     if not torch.compiler.is_compiling() and ((p < 0) | (p > 1) | p.isnan()).any():
@@ -34,7 +39,7 @@ def osp_loss(x: PreferenceLogps, *, beta: float = 0.1) -> Tensor:
 
     Paper:
         Zhai, Zhang, Xu, Peng, Yu, Feng, Yang, Ding, Wang (2024), "Online Self-Preferring Language Models",
-        arXiv 2405.14103. The SPCE loss of the method section (equation number not verified, see below).
+        arXiv 2405.14103 (v1). The SPCE loss of the method section; equation number and exact form NOT verified.
 
     Formula:
         h = [log πθ(y_w|x) − log πref(y_w|x)] − [log πθ(y_l|x) − log πref(y_l|x)]
@@ -54,13 +59,16 @@ def osp_loss(x: PreferenceLogps, *, beta: float = 0.1) -> Tensor:
     Reduction to DPO:
         p = 1 (``weight=None``) is exactly ``dpo_loss``; p = 1 − ε is conservative DPO with label smoothing ε.
 
-    Verified from the paper (abstract only; its full text was not reachable here): the model samples responses
-    on-policy, judges them itself, a ranked pairing method builds several pairs per prompt with preference
-    strengths, and a soft-preference cross-entropy loss uses those strengths. Chosen here, NOT verified: the
-    exact SPCE form (the soft-label logistic above), the strength as the verdict probability averaged over both
-    orders, and the reference (the initial SFT model, as in DPO). Pairwise, not listwise: each ranked pair carries
-    its own strength, which one per-list ``weight`` can only hold as one pair per list; the pairing (responses
-    ranked against an intermediate baseline, O(N) judge calls per the secondary literature) lives in the data
+    Verified vs chosen (review of 2405.14103v1). Read: the arXiv HTML v1 page as far as it is stored here, i.e. the
+    title, authors, abstract and the first two sentences of Section 1; the method section is not in the stored copy
+    and no other source found quotes the SPCE equation. The abstract defines the method only in words: OSP learns
+    "from self-generated response pairs and self-judged preference strengths"; "a ranked pairing method to construct
+    multiple response pairs with preference strength information"; "the soft-preference cross-entropy loss to
+    leverage such information". Nothing read contradicts the form above, and nothing read confirms it.
+    Chosen here, NOT verified: the SPCE as the Bernoulli cross-entropy of the target p against σ(β·h) (its
+    minimiser is σ(β·h) = p, tested); the equation number; p as the verdict probability averaged over both
+    presentation orders (``osp_soft_label``); the reference (the initial SFT model, as in DPO); β's value; pairwise
+    packaging (one ranked pair per list, the pair's strength in ``weight``). The ranked pairing lives in the data
     module. Same arithmetic as ``dno_loss``; the methods differ in where p and the reference come from.
     """
     h, has_pref = pair_margin(x)

@@ -39,6 +39,24 @@ def test_hand_computed():
     assert_close(expected, torch.tensor([0.5803300, 0.5759394]))
 
 
+def test_hand_computed_gradient_eq4():
+    """Eq. 4: ∂ℓ/∂z = −σ(−z); each of the K samples gets (β/K)·σ(−z) of ascent, the negative α·σ(−z) of descent.
+
+    β = 0.1, α = 0.2 (z from test_hand_computed).
+    list 0: z = 0.24, σ(−0.24) = 0.4402864, K = 3: samples −(0.1/3)·0.4402864 = −0.0146762, negative +0.2·0.4402864
+            = +0.0880573
+    list 1: z = 0.25, σ(−0.25) = 0.4378235, K = 2: samples −0.05·0.4378235 = −0.0218912 (columns 0 and 2),
+            negative (column 1) +0.0875647, padded slot 0
+    """
+    x = _batch()
+    policy = torch.nan_to_num(x.policy).requires_grad_(True)
+    loss = d2o_loss(PreferenceLogps(policy=policy, ref=x.ref, scores=x.scores, mask=x.mask), beta=0.1, alpha=0.2)
+    loss.sum().backward()
+    expected = torch.tensor([[-0.0146762, -0.0146762, -0.0146762, 0.0880573],
+                             [-0.0218912, 0.0875647, -0.0218912, 0.0]])
+    assert_close(policy.grad, expected)
+
+
 def test_k1_alpha_equals_beta_is_dpo():
     """One sample (score 1) and the negative (score 0), α = β, one reference: z = β·h, the DPO loss."""
     policy = torch.tensor([[-1.0, -3.0], [-4.0, -2.0], [-2.0, -2.5]])
