@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor
 from transformers import Trainer
+from trl.models import prepare_deepspeed, prepare_fsdp
 from trl.models.utils import disable_gradient_checkpointing
 
 from losses import PreferenceLogps, get_loss
@@ -55,7 +56,12 @@ class PreferenceTrainer(Trainer):
         if ref_model is not None:
             ref_model.requires_grad_(False).eval()
             ensure_fused_head(ref_model)
-            self.ref_model = self.accelerator.prepare_model(ref_model, evaluation_mode=True)
+            if self.is_deepspeed_enabled:  # shard the frozen reference the way TRL does
+                self.ref_model = prepare_deepspeed(ref_model, self.accelerator)
+            elif self.is_fsdp_enabled:
+                self.ref_model = prepare_fsdp(ref_model, self.accelerator)
+            else:
+                self.ref_model = self.accelerator.prepare_model(ref_model, evaluation_mode=True)
         self._metrics: dict[str, defaultdict[str, list[float]]] = {"train": defaultdict(list),
                                                                     "eval": defaultdict(list)}
         self.total_tokens = 0

@@ -1,0 +1,138 @@
+"""One round's training data: read or self-generate, score, pair, weight, filter, tokenize; saved atomically.
+
+A round's records are written to ``round_k/data.jsonl`` (write then rename) before training starts; a resumed run
+reads them back and never regenerates a finished round's data.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from losses import get_loss
+from prefopt.data import pairing
+from prefopt.data.records import load_prompts, load_records, normalize_rows
+from prefopt.data.score import make_scorer, score_records
+from prefopt.evaluation import as_chat, reward_spec
+from prefopt.trainer.prepare import tokenize_records
+from prefopt.weighting import RoundContext, apply_weighting
+
+
+@dataclass
+class RoundData:
+    records: list[dict[str, Any]]
+    features: list[dict[str, Any]] = field(default_factory=list)
+    report: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, round_dir: Path) -> RoundData:
+        path = round_dir / "data.jsonl"
+        return cls([json.loads(line) for line in path.read_text().splitlines()])
+
+
+def _container(node) -> Any:
+    return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+
+
+def _sample(cfg: DictConfig, policy, tokenizer, prompts: list, index: int) -> list[list[str]]:
+    from prefopt.data.generate import sample
+
+    g = cfg.generation
+    return sample(policy, tokenizer, prompts, k=g.k, max_new_tokens=g.max_new_tokens, temperature=g.temperature,
+                  top_p=g.top_p, batch_size=g.batch_size, seed=cfg.train.seed * 1000 + index, backend=g.backend)
+
+
+def self_generate(cfg: DictConfig, policy, tokenizer, index: int) -> list[dict[str, Any]]:
+    """K samples per prompt from the current policy, as unscored lists."""
+    if cfg.data.prompts:
+        prompts = load_prompts(cfg.data.prompts, split=cfg.data.split)[: cfg.data.n_prompts]
+    elif cfg.model is None:
+        from prefopt.world import make_prompts
+
+        prompts = make_prompts(cfg.data.n_prompts, seed=cfg.train.seed * 1000 + index, split="train")
+    else:
+        raise ValueError("a real model needs data: give data.train (preference data) or data.prompts (prompts "
+                         "to self-generate from)")
+    prompts = as_chat(prompts, tokenizer)
+    samples = _sample(cfg, policy, tokenizer, prompts, index)
+    return [{"prompt": p, "responses": list(rs), "scores": [0.0] * len(rs), "weight": None, "segments": None,
+             "meta": {"round": index, "generator": "policy"}} for p, rs in zip(prompts, samples, strict=True)]
+
+
+def _pair(cfg: DictConfig, records: list[dict], ctx: RoundContext, index: int, report: dict) -> list[dict]:
+    options = dict(_container(cfg.pairing.options) or {})
+    rule = pairing.RULES.get(cfg.pairing.rule)
+    if rule is not None and "samples" in inspect.signature(rule).parameters and "samples" not in options:
+        # D²O: the policy's own samples are the positives beside each list's given negative. On self-generated
+        # lists the samples are already there (the lowest-scored one becomes the negative).
+        options["samples"] = ([r["responses"] for r in records] if not cfg.data.train else
+                              _sample(cfg, ctx.policy, ctx.tokenizer, [r["prompt"] for r in records], index))
+    records, pair_report = pairing.build(records, cfg.pairing.rule, **options)
+    report["pairing"] = asdict(pair_report)
+    return records
+
+
+def build_records(cfg: DictConfig, ctx: RoundContext, index: int, report: dict) -> list[dict[str, Any]]:
+    """Given data is re-scored only when a scorer is configured; self-generated data is always scored."""
+    if cfg.data.train:
+        records, data_report = load_records(cfg.data.train, split=cfg.data.split)
+        report["data"] = asdict(data_report)
+        spec = _container(cfg.scorer)
+    else:
+        records = self_generate(cfg, ctx.policy, ctx.tokenizer, index)
+        spec = _container(cfg.scorer) or reward_spec(cfg)
+        if spec is None:
+            raise ValueError("self-generated data needs a scorer: set reward=module:function or scorer=...")
+    if spec is not None:
+        records = score_records(make_scorer(spec, policy=ctx.policy, ref=ctx.previous, tokenizer=ctx.tokenizer),
+                                records)
+    records = _pair(cfg, records, ctx, index, report)
+    return apply_weighting(records, ctx, _container(cfg.weighting))
+
+
+def _transforms(cfg: DictConfig, records: list[dict], ctx: RoundContext, round_dir: Path, report: dict) -> list:
+    if cfg.augment:
+        from prefopt.data.augment import reward_augment
+
+        options = dict(_container(cfg.augment))
+        if "source_scale" in options:
+            options["source_scale"] = tuple(options["source_scale"])
+        records, aug_report = reward_augment(records, tokenizer=ctx.tokenizer, **options)
+        report["augment"] = asdict(aug_report)
+    if cfg.ches:
+        from prefopt.ches import apply_ches_filter
+
+        records, report["ches"] = apply_ches_filter(records, ctx.policy, ctx.tokenizer, out_dir=round_dir,
+                                                    **_container(cfg.ches))
+    return records
+
+
+def build_round_data(cfg: DictConfig, ctx: RoundContext, *, index: int, round_dir: Path) -> RoundData:
+    """The round's records (read back if this round already saved them) and their tokenized features."""
+    path, report = round_dir / "data.jsonl", {}
+    if path.exists():
+        records = RoundData.load(round_dir).records
+        report["reused"] = True
+    else:
+        records = _transforms(cfg, build_records(cfg, ctx, index, report), ctx, round_dir, report)
+        records, _ = normalize_rows(records, source=f"round {index} data")  # validates; drops ties
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
+        os.replace(tmp, path)
+    spec = get_loss(cfg.loss.name)
+    segment_fn = None
+    if spec.needs_segments:
+        from prefopt.data.segments import segment_ids as segment_fn
+    features, tok_report = tokenize_records(records, ctx.tokenizer, max_length=cfg.data.max_length,
+                                            max_prompt_length=cfg.data.max_prompt_length,
+                                            truncation_mode=cfg.data.truncation_mode, segment_fn=segment_fn)
+    report["tokenize"] = {k: v for k, v in asdict(tok_report).items() if k != "dropped_rows"}
+    print(f"[prefopt] round {index}: {len(features)} lists ready "
+          f"({json.dumps({k: v for k, v in report.items() if k != 'reused'}, default=str)[:400]})")
+    return RoundData(records, features, report)

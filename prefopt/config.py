@@ -1,0 +1,182 @@
+"""Run configuration: a recipe (YAML) merged onto typed defaults, then ``key=value`` overrides.
+
+    cfg = load_config(["recipe=lipo", "train.max_steps=50", "loss.beta=0.1"])
+
+Unknown keys are an error that lists the valid ones; the loss block is checked against the registry (its
+hyper-parameters are the loss function's keyword arguments).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigKeyError, ValidationError
+
+from losses import LOSSES, get_loss
+
+RECIPES_DIR = Path(__file__).resolve().parent.parent / "recipes"
+
+
+@dataclass
+class DataConfig:
+    train: str | None = None  # preference data: local .jsonl/.json/.parquet or hub id; None = self-generated
+    eval: str | None = None  # held-out preference data for eval loss
+    prompts: str | None = None  # prompt-only data for self-generation; None = the tiny world's prompts
+    eval_prompts: str | None = None  # prompt-only data for the reward before/after; None = the world's eval split
+    split: str = "train"
+    n_prompts: int = 512  # prompts drawn for self-generated data (per round)
+    max_length: int | None = 256
+    max_prompt_length: int | None = None
+    truncation_mode: str = "keep_start"
+
+
+@dataclass
+class GenerationConfig:
+    k: int = 4  # responses sampled per prompt
+    max_new_tokens: int = 24
+    temperature: float = 1.0
+    top_p: float = 1.0
+    batch_size: int = 128
+    backend: str = "hf"
+
+
+@dataclass
+class PairingConfig:
+    rule: str = "best_vs_worst"  # a key of prefopt.data.pairing.RULES
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ReferenceConfig:
+    mode: str = "model"  # model (frozen copy or `model` path) | adapter (PEFT base) | precomputed
+    model: str | None = None
+    batch_size: int = 32
+
+
+@dataclass
+class PeftSettings:
+    enabled: bool = False
+    r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.0
+    target_modules: Any = "all-linear"
+    load_in_4bit: bool = False  # QLoRA through bitsandbytes; CUDA only
+
+
+@dataclass
+class TrainSettings:
+    max_steps: int = 100
+    learning_rate: float = 1e-3
+    per_device_batch_size: int = 8
+    gradient_accumulation_steps: int = 1
+    seed: int = 0
+    warmup_steps: float = 0  # an int is a step count, a float in [0, 1) a fraction of max_steps
+    lr_scheduler_type: str = "linear"
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    logging_steps: int = 10
+    save_steps: int = 0  # 0: save only the final model
+    bf16: bool = False
+    gradient_checkpointing: bool = False
+
+
+@dataclass
+class EvalSettings:
+    enabled: bool = True  # reward before/after training when a reward function exists
+    n_prompts: int = 256
+    samples_per_prompt: int = 1
+    temperature: float = 1.0
+
+
+@dataclass
+class RunConfig:
+    recipe: str | None = None
+    model: str | None = None  # HF id or local path; None = the tiny embedded world
+    tokenizer: str | None = None
+    reward: str | None = None  # "module:function" (prompt, response) -> float; world default when model is None
+    scorer: Any = None  # a prefopt.data.score.make_scorer spec; default: the reward function
+    data: DataConfig = field(default_factory=DataConfig)
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
+    pairing: PairingConfig = field(default_factory=PairingConfig)
+    loss: dict[str, Any] = field(default_factory=lambda: {"name": "dpo"})
+    reference: ReferenceConfig = field(default_factory=ReferenceConfig)
+    peft: PeftSettings = field(default_factory=PeftSettings)
+    train: TrainSettings = field(default_factory=TrainSettings)
+    eval: EvalSettings = field(default_factory=EvalSettings)
+    rounds: int = 1
+    weighting: dict[str, Any] = field(default_factory=dict)  # per-list weight: {"type": ..., options}
+    ches: dict[str, Any] | None = None  # e.g. {keep_fraction: 0.05}: filter pairs before training
+    augment: dict[str, Any] | None = None  # reward-augmented pairs, e.g. {scale_min: 0, scale_max: 1}
+    expected: dict[str, Any] | None = None  # reproduction recipes: the paper's headline number
+    output_dir: str | None = None  # default: runs/<recipe>
+    overwrite: bool = False
+    resume: bool = False
+    report_to: str = "none"
+    smoke: bool = False
+
+
+def recipe_path(name: str) -> Path:
+    """A recipe by name (``lipo``, ``paper/lipo``) or by path to a YAML file."""
+    path = Path(name)
+    if path.suffix in (".yaml", ".yml") and path.exists():
+        return path
+    candidate = RECIPES_DIR / f"{name}.yaml"
+    if not candidate.exists():
+        raise FileNotFoundError(f"no recipe {name!r}; available: {', '.join(list_recipes())}")
+    return candidate
+
+
+def list_recipes() -> list[str]:
+    return sorted(str(p.relative_to(RECIPES_DIR).with_suffix("")) for p in RECIPES_DIR.rglob("*.yaml")
+                  if "accelerate" not in p.parts)
+
+
+def valid_keys(node: Any = None, prefix: str = "") -> list[str]:
+    node = OmegaConf.structured(RunConfig) if node is None else node
+    keys = []
+    for key in node:
+        value = node[key] if not OmegaConf.is_missing(node, key) else None
+        if isinstance(value, DictConfig) and key not in ("loss", "weighting", "ches", "augment", "expected",
+                                                          "options", "scorer"):
+            keys += valid_keys(value, f"{prefix}{key}.")
+        else:
+            keys.append(f"{prefix}{key}")
+    return keys
+
+
+def _merge(base: DictConfig, other: Any, origin: str) -> DictConfig:
+    try:
+        return OmegaConf.merge(base, other)
+    except (ConfigKeyError, ValidationError) as err:
+        raise ValueError(f"{origin}: {err.msg if hasattr(err, 'msg') else err}\nvalid keys: "
+                         f"{', '.join(valid_keys())}") from None
+
+
+def load_config(argv: list[str]) -> DictConfig:
+    """Defaults ← recipe file ← ``key=value`` overrides; validated."""
+    overrides = OmegaConf.from_dotlist(argv)
+    cfg = OmegaConf.structured(RunConfig)
+    name = overrides.get("recipe")
+    if name:
+        cfg = _merge(cfg, OmegaConf.load(recipe_path(name)), f"recipe {name}")
+    cfg = _merge(cfg, overrides, "command line")
+    check_loss(cfg)
+    return cfg
+
+
+def check_loss(cfg: DictConfig) -> None:
+    loss = OmegaConf.to_container(cfg.loss)
+    if "name" not in loss:
+        raise ValueError(f"loss.name is required; valid: {', '.join(sorted(LOSSES))}")
+    spec = get_loss(loss["name"])
+    unknown = set(loss) - {"name"} - set(spec.defaults)
+    if unknown:
+        raise ValueError(f"loss {loss['name']!r} has no hyper-parameter(s) {sorted(unknown)}; "
+                         f"valid: {sorted(spec.defaults)}")
+
+
+def loss_kwargs(cfg: DictConfig) -> dict[str, Any]:
+    return {k: v for k, v in OmegaConf.to_container(cfg.loss).items() if k != "name"}

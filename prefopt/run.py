@@ -1,0 +1,158 @@
+"""The main job: build data, train with the recipe's loss over one or more rounds, evaluate, write the run folder.
+
+Rounds (DNO, OSP, CREAM, self-rewarding): each round generates with the current policy, scores, builds lists,
+trains with the round's starting policy as reference, and saves ``round_k/`` (data, model, DONE marker). A finished
+round is never redone on resume; an unfinished one resumes from its last Trainer checkpoint.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig
+from transformers import AutoModelForCausalLM, TrainingArguments, set_seed
+from transformers.trainer_utils import get_last_checkpoint
+
+from losses import get_loss
+from prefopt.build_data import RoundData, build_round_data
+from prefopt.config import loss_kwargs
+from prefopt.evaluation import RewardEval
+from prefopt.modeling import load_policy, wrap_peft
+from prefopt.outputs import (
+    MetricsJsonl,
+    format_reward,
+    peak_memory_mb,
+    plot_curves,
+    prepare_output_dir,
+    save_config,
+    write_summary,
+)
+from prefopt.trainer.collate import ListCollator
+from prefopt.trainer.core import PreferenceTrainer
+from prefopt.trainer.reference import precompute_ref_logps
+from prefopt.weighting import RoundContext
+
+
+def training_arguments(cfg: DictConfig, out: Path) -> TrainingArguments:
+    t = cfg.train
+    return TrainingArguments(
+        output_dir=str(out), max_steps=t.max_steps, learning_rate=t.learning_rate,
+        per_device_train_batch_size=t.per_device_batch_size, per_device_eval_batch_size=t.per_device_batch_size,
+        gradient_accumulation_steps=t.gradient_accumulation_steps, seed=t.seed, data_seed=t.seed,
+        warmup_steps=t.warmup_steps, lr_scheduler_type=t.lr_scheduler_type, weight_decay=t.weight_decay,
+        max_grad_norm=t.max_grad_norm, logging_steps=t.logging_steps, bf16=t.bf16,
+        gradient_checkpointing=t.gradient_checkpointing, report_to=[] if cfg.report_to == "none" else
+        [cfg.report_to], save_strategy="steps" if t.save_steps else "no", save_steps=t.save_steps or 500,
+        disable_tqdm=False, use_cpu=not torch.cuda.is_available(), remove_unused_columns=False)
+
+
+def _reference(cfg: DictConfig, policy, data: RoundData, collator: ListCollator):
+    """(ref_model, features) for the round's reference mode; the round's starting policy is the reference."""
+    mode = cfg.reference.mode
+    if not get_loss(cfg.loss.name).needs_ref:
+        return None, data.features
+    if mode == "adapter":
+        return None, data.features
+    ref = AutoModelForCausalLM.from_pretrained(cfg.reference.model) if cfg.reference.model else copy.deepcopy(policy)
+    ref.requires_grad_(False).eval()
+    if mode == "model":
+        return ref, data.features
+    if mode == "precomputed":
+        if get_loss(cfg.loss.name).needs_tokens:
+            raise ValueError(f"loss {cfg.loss.name!r} needs per-token reference log-probs; use reference.mode=model")
+        return None, precompute_ref_logps(ref, data.features, collator, batch_size=cfg.reference.batch_size)
+    raise ValueError(f"reference.mode must be one of model, adapter, precomputed; got {mode!r}")
+
+
+def train_round(cfg: DictConfig, policy, tokenizer, data: RoundData, round_dir: Path, index: int, out: Path):
+    collator = ListCollator(pad_token_id=tokenizer.pad_token_id, max_length=cfg.data.max_length,
+                            truncation_mode=cfg.data.truncation_mode)
+    ref_model, features = _reference(cfg, policy, data, collator)
+    trainer = PreferenceTrainer(policy, training_arguments(cfg, round_dir / "checkpoints"), loss=cfg.loss.name,
+                                loss_kwargs=loss_kwargs(cfg), ref_model=ref_model, collator=collator,
+                                train_dataset=features, processing_class=tokenizer,
+                                callbacks=[MetricsJsonl(out / "metrics.jsonl", index)])
+    last = get_last_checkpoint(str(round_dir / "checkpoints")) if (round_dir / "checkpoints").exists() else None
+    result = trainer.train(resume_from_checkpoint=last if cfg.resume else None)
+    return trainer, result
+
+
+def run(cfg: DictConfig) -> dict[str, Any]:
+    """Run a resolved config end to end; returns the summary (also written to ``output_dir/summary.json``)."""
+    out = prepare_output_dir(cfg.output_dir or f"runs/{(cfg.recipe or 'run').replace('/', '-')}",
+                             overwrite=cfg.overwrite, resume=cfg.resume)
+    save_config(cfg, out)
+    set_seed(cfg.train.seed)
+    policy, tokenizer = load_policy(cfg)
+    if cfg.peft.enabled:
+        policy = wrap_peft(policy, cfg)
+    evaluator = RewardEval.from_config(cfg, tokenizer)
+    summary: dict[str, Any] = {"recipe": cfg.recipe, "loss": cfg.loss.name, "rounds": []}
+    rewards = [evaluator(policy)] if evaluator else []
+    if rewards:
+        print(f"[prefopt] reward before training: {format_reward(rewards[0])}")
+    start, steps, tokens = time.perf_counter(), 0, 0
+    history: list = []  # π_{t−1}, π_{t−2}: CREAM's consistency and implicit-reward judges read them
+    for index in range(cfg.rounds):
+        round_dir = out / f"round_{index}"
+        if (round_dir / "DONE").exists():  # finished on an earlier run: reload its policy, never redo it
+            if cfg.rounds > 1:
+                history.append(_frozen_copy(policy))
+            policy = _reload(policy, round_dir, cfg)
+            record = json.loads((round_dir / "round.json").read_text())
+            summary["rounds"].append(record)
+            if evaluator:
+                rewards.append(record.get("reward"))
+            continue
+        round_dir.mkdir(parents=True, exist_ok=True)
+        ctx = RoundContext(policy, tokenizer, *(list(reversed(history[-2:])) + [None, None])[:2])
+        data = build_round_data(cfg, ctx, index=index, round_dir=round_dir)
+        if cfg.rounds > 1:
+            history.append(_frozen_copy(policy))
+        trainer, result = train_round(cfg, policy, tokenizer, data, round_dir, index, out)
+        policy = trainer.model
+        steps += result.global_step
+        tokens += trainer.total_tokens
+        record = {"round": index, "steps": result.global_step, "train_loss": result.training_loss,
+                  "data": data.report}
+        if evaluator:
+            record["reward"] = evaluator(policy)
+            rewards.append(record["reward"])
+            print(f"[prefopt] round {index}: reward {format_reward(record['reward'])}")
+        policy.save_pretrained(round_dir / "model")
+        (round_dir / "round.json").write_text(json.dumps(record, indent=2, default=str))
+        (round_dir / "DONE").touch()
+        summary["rounds"].append(record)
+    seconds = time.perf_counter() - start
+    final = policy.merge_and_unload() if cfg.peft.enabled and not cfg.peft.load_in_4bit else policy
+    final.save_pretrained(out / "model")
+    tokenizer.save_pretrained(out / "model")
+    summary.update(steps=steps, train_seconds=round(seconds, 2), tokens_per_second=round(tokens / seconds, 1)
+                   if seconds else None, peak_memory_mb=round(peak_memory_mb(), 1))
+    if rewards:
+        summary.update(reward_before=rewards[0], reward_after=rewards[-1], reward_per_round=rewards)
+    summary["plots"] = plot_curves(out, rewards)
+    write_summary(out, summary)
+    print(f"[prefopt] reward before {format_reward(summary.get('reward_before'))} → after "
+          f"{format_reward(summary.get('reward_after'))}; {steps} steps in {seconds:.0f}s; summary: {out}/summary.json")
+    return summary
+
+
+def _frozen_copy(model):
+    return copy.deepcopy(model).requires_grad_(False).eval()
+
+
+def _reload(policy, round_dir: Path, cfg: DictConfig):
+    if cfg.peft.enabled:
+        from peft import set_peft_model_state_dict
+        from safetensors.torch import load_file
+
+        set_peft_model_state_dict(policy, load_file(str(round_dir / "model" / "adapter_model.safetensors")))
+        return policy
+    return AutoModelForCausalLM.from_pretrained(round_dir / "model")
+

@@ -1,0 +1,95 @@
+"""The command line: help, key validation, output-folder safety, and an end-to-end run on local model + data."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from prefopt.config import load_config
+from prefopt.train import main
+from tests.conftest import make_model, make_tokenizer
+
+PAIRS = [{"prompt": f"sort {a}{b}:", "chosen": f" {min(a, b)}{max(a, b)}", "rejected": f" {max(a, b)}{min(a, b)}x"}
+         for a in range(1, 5) for b in range(5, 8)]
+
+
+@pytest.fixture
+def local_run(tmp_path):
+    """A tiny model and tokenizer saved as a local HF folder, and a TRL-style pairs file."""
+    model_dir = tmp_path / "model"
+    make_model().save_pretrained(model_dir)
+    make_tokenizer().save_pretrained(model_dir)
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("".join(json.dumps(p) + "\n" for p in PAIRS))
+    return [f"model={model_dir}", f"data.train={data}", "train.max_steps=3", "train.per_device_batch_size=4",
+            "train.logging_steps=1", f"output_dir={tmp_path / 'run'}"]
+
+
+def test_help_lists_recipes_losses_and_keys(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    recipes, rest = out.split("recipes:")[1].split("losses (loss.name=...):")
+    losses, keys = rest.split("keys:")
+    assert "dpo" in recipes.split()
+    assert all(f"  {name} " in losses for name in ("dpo", "dno", "lipo", "d2o", "osp", "cream", "rrpo"))
+    assert "train.max_steps" in keys.split() and "peft.load_in_4bit" in keys.split()
+
+
+def test_unknown_key_is_an_error_listing_valid_keys(capsys):
+    assert main(["train.max_step=3"]) == 2
+    err = capsys.readouterr().err
+    assert "max_step" in err and "valid keys:" in err and "train.max_steps" in err
+
+
+def test_unknown_loss_and_hyper_parameter_are_errors(capsys):
+    assert main(["loss.name=nope"]) == 2
+    assert "valid names: cream, d2o, dno, dpo, lipo, osp, rrpo" in capsys.readouterr().err
+    assert main(["loss.name=lipo", "loss.alpha=1"]) == 2
+    assert "no hyper-parameter(s) ['alpha']" in capsys.readouterr().err
+
+
+def test_recipe_and_overrides_merge():
+    cfg = load_config(["recipe=dpo", "train.max_steps=7", "loss.beta=0.5"])
+    assert cfg.train.max_steps == 7 and cfg.loss.beta == 0.5 and cfg.loss.name == "dpo"
+
+
+def test_end_to_end_on_a_local_model_and_pairs_file(local_run, tmp_path):
+    assert main(local_run) == 0
+    out = tmp_path / "run"
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["steps"] == 3 and summary["tokens_per_second"] > 0 and summary["peak_memory_mb"] > 0
+    assert "reward_before" not in summary  # no reward function for a user's model unless given
+    lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in lines if "loss" in r] == [1, 2, 3]
+    assert (out / "config.yaml").exists() and (out / "loss.png").exists()
+    assert (out / "round_0" / "data.jsonl").exists()
+    from transformers import AutoModelForCausalLM
+
+    AutoModelForCausalLM.from_pretrained(out / "model")
+
+
+def test_a_non_empty_output_dir_is_not_overwritten(local_run, tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "keep.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="overwrite=true"):
+        main(local_run)
+    assert (tmp_path / "run" / "keep.txt").read_text() == "mine"
+
+
+def test_lora_adapter_with_the_base_as_reference(local_run, tmp_path):
+    assert main([*local_run, "peft.enabled=true", "peft.r=4", "reference.mode=adapter"]) == 0
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["steps"] == 3
+
+
+def test_qlora_on_cpu_is_a_clear_error(local_run):
+    with pytest.raises(ValueError, match="needs a CUDA GPU"):
+        main([*local_run, "peft.enabled=true", "peft.load_in_4bit=true"])
+
+
+def test_bad_data_row_fails_before_training_with_row_and_field(local_run, tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps(PAIRS[0]) + "\n" + json.dumps({"prompt": "x", "chosen": "a"}) + "\n")
+    with pytest.raises(ValueError, match=r"bad.jsonl row 1: expected fields"):
+        main([*local_run, f"data.train={bad}"])
+    assert not (tmp_path / "run" / "model").exists()
