@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from accelerate import PartialState
 from omegaconf import DictConfig
 from transformers import AutoModelForCausalLM, TrainingArguments, set_seed
 from transformers.trainer_utils import get_last_checkpoint
@@ -84,14 +85,18 @@ def train_round(cfg: DictConfig, policy, tokenizer, data: RoundData, round_dir: 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Run a resolved config end to end; returns the summary (also written to ``output_dir/summary.json``)."""
-    out = prepare_output_dir(cfg.output_dir or f"runs/{(cfg.recipe or 'run').replace('/', '-')}",
-                             overwrite=cfg.overwrite, resume=cfg.resume)
-    save_config(cfg, out)
+    # Under `accelerate launch`, the main process owns the folder and the generated data.
+    state = PartialState(cpu=not torch.cuda.is_available())
+    out = Path(cfg.output_dir or f"runs/{(cfg.recipe or 'run').replace('/', '-')}")
+    if state.is_main_process:
+        prepare_output_dir(out, overwrite=cfg.overwrite, resume=cfg.resume)
+        save_config(cfg, out)
+    state.wait_for_everyone()
     set_seed(cfg.train.seed)
     policy, tokenizer = load_policy(cfg)
     if cfg.peft.enabled:
         policy = wrap_peft(policy, cfg)
-    evaluator = RewardEval.from_config(cfg, tokenizer)
+    evaluator = RewardEval.from_config(cfg, tokenizer) if state.is_main_process else None
     summary: dict[str, Any] = {"recipe": cfg.recipe, "loss": cfg.loss.name, "rounds": []}
     rewards = [evaluator(policy)] if evaluator else []
     if rewards:
@@ -109,9 +114,11 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             if evaluator:
                 rewards.append(record.get("reward"))
             continue
-        round_dir.mkdir(parents=True, exist_ok=True)
+        if state.is_main_process:
+            round_dir.mkdir(parents=True, exist_ok=True)
         ctx = RoundContext(policy, tokenizer, *(list(reversed(history[-2:])) + [None, None])[:2])
-        data = build_round_data(cfg, ctx, index=index, round_dir=round_dir)
+        with state.main_process_first():  # the others read the round's data.jsonl the main process wrote
+            data = build_round_data(cfg, ctx, index=index, round_dir=round_dir)
         if cfg.rounds > 1:
             history.append(_frozen_copy(policy))
         trainer, result = train_round(cfg, policy, tokenizer, data, round_dir, index, out)
@@ -124,11 +131,15 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             record["reward"] = evaluator(policy)
             rewards.append(record["reward"])
             print(f"[prefopt] round {index}: reward {format_reward(record['reward'])}")
-        policy.save_pretrained(round_dir / "model")
-        (round_dir / "round.json").write_text(json.dumps(record, indent=2, default=str))
-        (round_dir / "DONE").touch()
         summary["rounds"].append(record)
+        if state.is_main_process:
+            policy.save_pretrained(round_dir / "model")
+            (round_dir / "round.json").write_text(json.dumps(record, indent=2, default=str))
+            (round_dir / "DONE").touch()  # last: a round is finished only once everything above is on disk
+        state.wait_for_everyone()
     seconds = time.perf_counter() - start
+    if not state.is_main_process:
+        return summary
     final = policy.merge_and_unload() if cfg.peft.enabled and not cfg.peft.load_in_4bit else policy
     final.save_pretrained(out / "model")
     tokenizer.save_pretrained(out / "model")
