@@ -1,0 +1,299 @@
+"""Scoring: one interface turns K responses per prompt into K numbers, higher is better.
+
+A scorer is any callable ``scorer(prompts, lists) -> scores`` with ``lists[i]`` the responses to ``prompts[i]``
+and ``scores[i][k]`` the score of ``lists[i][k]`` (the ``Scorer`` protocol). This module holds the protocol, the
+text helpers every scorer shares, the two external scorers and the factory that builds any scorer from a config:
+
+    RewardFnScorer("prefopt.world.tasks:reward")       a verifiable reward, (prompt: str, response: str) -> float
+    RewardModelScorer("path/to/rm")                    AutoModelForSequenceClassification with one label
+    make_scorer({"type": "reward_model", "path": ...})  the same, from a recipe
+
+The judges (DNO's pairwise preference oracle, the policy as its own judge) live in ``prefopt.data.judge``.
+``score_records`` writes a scorer's output into records' ``scores``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import numbers
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+
+from prefopt.data.tokenize import as_assistant, is_messages
+
+
+class ScoringError(ValueError):
+    """A scorer returned something that is not a usable score; the message names the prompt and response."""
+
+
+@runtime_checkable
+class Scorer(Protocol):
+    """``scorer(prompts, lists) -> scores``: ``scores[i][k]`` rates ``lists[i][k]`` as an answer to ``prompts[i]``."""
+
+    def __call__(self, prompts: list, lists: list[list]) -> list[list[float]]: ...
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# text helpers shared by the scorers
+
+
+def prompt_text(prompt: str | list[dict]) -> str:
+    """The instruction as plain text: the string itself, or the content of the last user message."""
+    if not is_messages(prompt):
+        return prompt
+    users = [m["content"] for m in prompt if m.get("role") == "user"]
+    if not users:
+        raise ScoringError("a chat prompt without a user message has no instruction to score against")
+    return users[-1]
+
+
+def response_text(response: str | list[dict]) -> str:
+    """The answer as plain text: the string itself, or the content of the (last) assistant message."""
+    if not is_messages(response):
+        return response
+    turns = [m["content"] for m in response if m.get("role") == "assistant"] or [m["content"] for m in response]
+    return turns[-1]
+
+
+def check_score(value: Any, i: int, k: int, source: str) -> float:
+    """A finite float from a scorer's raw output, or a ``ScoringError`` naming prompt ``i`` and response ``k``."""
+    if hasattr(value, "item") and not isinstance(value, numbers.Real):  # 0-d tensors and arrays
+        try:
+            value = value.item()
+        except (ValueError, RuntimeError):
+            pass
+    if not isinstance(value, numbers.Real):  # bool is Real: a pass/fail reward reads as 1/0
+        raise ScoringError(f"{source} returned {value!r} ({type(value).__name__}) for prompt {i}, response {k}; "
+                           "expected a number")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ScoringError(f"{source} returned {value} for prompt {i}, response {k}; expected a finite number")
+    return value
+
+
+def check_lists(prompts: list, lists: list[list], source: str) -> None:
+    if len(prompts) != len(lists):
+        raise ScoringError(f"{source}: {len(prompts)} prompts but {len(lists)} response lists")
+
+
+def score_records(scorer: Scorer, records: list[dict]) -> list[dict]:
+    """New records whose ``scores`` are ``scorer``'s, with the scorer's class name in ``meta['scorer']``."""
+    scores = scorer([r["prompt"] for r in records], [r["responses"] for r in records])
+    out = []
+    for i, (record, row) in enumerate(zip(records, scores, strict=True)):
+        if len(row) != len(record["responses"]):
+            raise ScoringError(f"scorer returned {len(row)} scores for prompt {i} with "
+                               f"{len(record['responses'])} responses")
+        meta = {**record.get("meta", {}), "scorer": type(scorer).__name__}
+        out.append({**record, "scores": [float(s) for s in row], "meta": meta})
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# reward function
+
+
+def resolve_import_path(path: str) -> Callable:
+    """``"pkg.module:function"`` (attributes may be dotted: ``"pkg.mod:Class.method"``) → the callable."""
+    if not isinstance(path, str) or path.count(":") != 1 or not all(path.split(":")):
+        raise ValueError(f"reward function must be given as 'package.module:function', got {path!r}")
+    module_name, attr_path = path.split(":")
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ModuleNotFoundError as err:
+        raise ImportError(f"reward function {path!r}: cannot import module {module_name!r} ({err})") from err
+    for attr in attr_path.split("."):
+        if not hasattr(obj, attr):
+            raise ImportError(f"reward function {path!r}: module {module_name!r} has no attribute {attr_path!r}")
+        obj = getattr(obj, attr)
+    if not callable(obj):
+        raise TypeError(f"reward function {path!r} resolved to a {type(obj).__name__}, which is not callable")
+    return obj
+
+
+class RewardFnScorer:
+    """A verifiable reward ``fn(prompt: str, response: str) -> float`` applied to every response.
+
+    Chat messages are reduced to text first (``prompt_text``/``response_text``), so one reward function serves
+    plain and conversational data. A non-numeric or non-finite return raises ``ScoringError`` naming the prompt
+    and response index: a silent NaN would poison every pairing and loss downstream.
+    """
+
+    def __init__(self, fn: str | Callable[[str, str], float]):
+        self.name = fn if isinstance(fn, str) else getattr(fn, "__qualname__", repr(fn))
+        self.fn = resolve_import_path(fn) if isinstance(fn, str) else fn
+
+    def __call__(self, prompts: list, lists: list[list]) -> list[list[float]]:
+        check_lists(prompts, lists, f"reward function {self.name}")
+        out = []
+        for i, (prompt, responses) in enumerate(zip(prompts, lists, strict=True)):
+            text = prompt_text(prompt)
+            out.append([check_score(self.fn(text, response_text(r)), i, k, f"reward function {self.name}")
+                        for k, r in enumerate(responses)])
+        return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# reward model
+
+
+class RewardModelScorer:
+    """A sequence-classification reward model (one label) scoring prompt + response, batched, in eval/no-grad.
+
+    The text is rendered with the tokenizer's chat template when it has one (a plain prompt becomes one user
+    turn), else prompt and response are concatenated as TRL's reward trainer does. Batches are right-padded:
+    the classification head reads the last non-pad token, and right padding leaves the positions of real tokens
+    unchanged, so a batch scores exactly as one-at-a-time.
+    """
+
+    def __init__(self, model_or_path, tokenizer=None, batch_size: int = 16, max_length: int | None = None):
+        if isinstance(model_or_path, str):
+            from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+            tokenizer = tokenizer or AutoTokenizer.from_pretrained(model_or_path)
+            model_or_path = AutoModelForSequenceClassification.from_pretrained(model_or_path, num_labels=1)
+        if tokenizer is None:
+            raise ValueError("RewardModelScorer needs a tokenizer when given a model object")
+        if model_or_path.config.num_labels != 1:
+            raise ValueError(f"a reward model must have num_labels=1, got {model_or_path.config.num_labels}")
+        self.model, self.tokenizer = model_or_path, tokenizer
+        self.batch_size, self.max_length = batch_size, max_length
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        if pad is None:
+            raise ValueError("the reward model's tokenizer has neither a pad nor an EOS token to pad batches with")
+        self.pad_token_id = pad
+        if self.model.config.pad_token_id is None:  # the head finds the last token by looking for padding
+            self.model.config.pad_token_id = pad
+
+    def text(self, prompt, response) -> tuple[str, bool]:
+        """(text to tokenize, whether the tokenizer should add its special tokens)."""
+        if getattr(self.tokenizer, "chat_template", None):
+            turns = prompt if is_messages(prompt) else [{"role": "user", "content": prompt}]
+            return self.tokenizer.apply_chat_template(turns + as_assistant(response), tokenize=False), False
+        if is_messages(prompt) or is_messages(response):
+            raise ValueError("the data has chat messages but the reward model's tokenizer has no chat template")
+        return prompt + response, True
+
+    @torch.no_grad()
+    def _forward(self, texts: list[str], special: bool) -> list[float]:
+        enc = self.tokenizer(texts, add_special_tokens=special, truncation=self.max_length is not None,
+                             max_length=self.max_length)
+        rows = enc["input_ids"]
+        width = max(len(r) for r in rows)
+        ids = torch.full((len(rows), width), self.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for j, r in enumerate(rows):  # right padding, by hand: independent of tokenizer.padding_side
+            ids[j, : len(r)] = torch.tensor(r)
+            mask[j, : len(r)] = 1
+        device = next(self.model.parameters()).device
+        logits = self.model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits  # (n, 1)
+        return logits[:, 0].float().cpu().tolist()
+
+    def __call__(self, prompts: list, lists: list[list]) -> list[list[float]]:
+        check_lists(prompts, lists, "reward model")
+        flat = [(i, k, *self.text(p, r))
+                for i, (p, rs) in enumerate(zip(prompts, lists, strict=True)) for k, r in enumerate(rs)]
+        was_training = self.model.training
+        self.model.eval()
+        values: list[float] = []
+        try:
+            for start in range(0, len(flat), self.batch_size):
+                chunk = flat[start: start + self.batch_size]
+                values.extend(self._forward([c[2] for c in chunk], chunk[0][3]))
+        finally:
+            self.model.train(was_training)
+        out: list[list[float]] = [[] for _ in prompts]
+        for (i, k, _, _), v in zip(flat, values, strict=True):
+            out[i].append(check_score(v, i, k, "reward model"))
+        return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# factory
+
+
+def _reward_fn(spec: dict, ctx: dict) -> Scorer:
+    return RewardFnScorer(spec.pop("fn"), **spec)
+
+
+def _reward_model(spec: dict, ctx: dict) -> Scorer:
+    return RewardModelScorer(spec.pop("path"), spec.pop("tokenizer", None), **spec)
+
+
+def _llm_judge(spec: dict, ctx: dict) -> Scorer:
+    from prefopt.data.judge import LLMJudge, PairwiseJudgeScorer
+
+    model = spec.pop("model")
+    tokenizer = spec.pop("tokenizer", None)
+    if model == "policy":
+        model, tokenizer = ctx["policy"], tokenizer or ctx["tokenizer"]
+    elif isinstance(model, str):
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        tokenizer = tokenizer or AutoTokenizer.from_pretrained(model)
+        model = AutoModelForCausalLM.from_pretrained(model)
+    return PairwiseJudgeScorer(LLMJudge(model, tokenizer, **spec))
+
+
+def _self_preference(spec: dict, ctx: dict) -> Scorer:
+    from prefopt.data.judge import PairwiseJudgeScorer, SelfPreferenceJudge
+
+    return PairwiseJudgeScorer(SelfPreferenceJudge(ctx["policy"], ctx["tokenizer"], **spec))
+
+
+def _implicit_reward(spec: dict, ctx: dict) -> Scorer:
+    from prefopt.data.judge import ImplicitRewardScorer
+
+    return ImplicitRewardScorer(ctx["policy"], ctx["ref"], ctx["tokenizer"], **spec)
+
+
+# type → (builder, required spec keys, required context objects)
+SCORERS: dict[str, tuple[Callable[[dict, dict], Scorer], tuple[str, ...], tuple[str, ...]]] = {
+    "reward_fn": (_reward_fn, ("fn",), ()),
+    "reward_model": (_reward_model, ("path",), ()),
+    "llm_judge": (_llm_judge, ("model",), ()),
+    "self_preference": (_self_preference, (), ("policy", "tokenizer")),
+    "implicit_reward": (_implicit_reward, (), ("policy", "tokenizer")),
+}
+
+
+def make_scorer(spec, *, policy=None, ref=None, tokenizer=None) -> Scorer:
+    """Build a scorer from a recipe entry.
+
+    Args:
+        spec: ``"pkg.module:function"`` (a reward function); a type name alone (``"implicit_reward"``,
+            ``"self_preference"``); a mapping ``{"type": NAME, ...options}`` with NAME one of ``SCORERS``
+            (``reward_fn``: ``fn``; ``reward_model``: ``path``, ``batch_size``, ``max_length``; ``llm_judge``:
+            ``model`` (a path, or ``"policy"``), ``template``, ``labels``, ``batch_size``); or a scorer
+            object, returned as is.
+        policy, ref, tokenizer: the live models the self-judging scorers use (``ref=None``: round 0, no
+            reference yet, CREAM's length-normalised likelihood).
+    """
+    if callable(spec) and not isinstance(spec, (str, Mapping)):
+        return spec
+    if isinstance(spec, str):
+        spec = {"type": "reward_fn", "fn": spec} if ":" in spec else {"type": spec}
+    if not isinstance(spec, Mapping):
+        raise TypeError(f"scorer spec must be a string, a mapping or a scorer, got {type(spec).__name__}")
+    spec = dict(spec)
+    kind = spec.pop("type", None)
+    valid = ", ".join(sorted(SCORERS))
+    if kind not in SCORERS:
+        raise ValueError(f"unknown scorer type {kind!r}; valid types: {valid} (or 'pkg.module:function')")
+    builder, keys, needs = SCORERS[kind]
+    missing = [k for k in keys if k not in spec]
+    if missing:
+        raise ValueError(f"scorer type {kind!r} needs option(s) {', '.join(missing)}")
+    ctx = {"policy": policy, "ref": ref, "tokenizer": tokenizer}
+    absent = [n for n in needs if ctx[n] is None]
+    if absent:
+        raise ValueError(f"scorer type {kind!r} needs the live {' and '.join(absent)} (pass them to make_scorer)")
+    try:
+        return builder(spec, ctx)
+    except TypeError as err:
+        if "unexpected keyword" not in str(err):
+            raise
+        raise ValueError(f"scorer type {kind!r}: unknown option among {sorted(spec)} ({err})") from err
