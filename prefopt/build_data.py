@@ -65,9 +65,16 @@ def self_generate(cfg: DictConfig, policy, tokenizer, index: int) -> list[dict[s
              "meta": {"round": index, "generator": "policy"}} for p, rs in zip(prompts, samples, strict=True)]
 
 
-def _pair(cfg: DictConfig, records: list[dict], ctx: RoundContext, index: int, report: dict) -> list[dict]:
+def _pair(cfg: DictConfig, records: list[dict], ctx: RoundContext, index: int, report: dict,
+          scorer=None) -> list[dict]:
     options = dict(_container(cfg.pairing.options) or {})
     rule = pairing.RULES.get(cfg.pairing.rule)
+    if rule is not None and "matrices" in inspect.signature(rule).parameters and "matrices" not in options:
+        # OSP's strength pairs: each pair's weight is the judge's debiased P(i ≻ j)
+        if not hasattr(scorer, "matrices"):
+            raise ValueError(f"pairing rule {cfg.pairing.rule!r} needs a pairwise judge scorer "
+                             "(scorer: {type: pairwise_judge | llm_judge | self_preference, ...})")
+        options["matrices"] = scorer.matrices([r["prompt"] for r in records], [r["responses"] for r in records])
     if rule is not None and "samples" in inspect.signature(rule).parameters and "samples" not in options:
         # D²O: the policy's own samples are the positives beside each list's given negative. On self-generated
         # lists the samples are already there (the lowest-scored one becomes the negative).
@@ -89,10 +96,11 @@ def build_records(cfg: DictConfig, ctx: RoundContext, index: int, report: dict) 
         spec = _container(cfg.scorer) or reward_spec(cfg)
         if spec is None:
             raise ValueError("self-generated data needs a scorer: set reward=module:function or scorer=...")
+    scorer = None
     if spec is not None:
-        records = score_records(make_scorer(spec, policy=ctx.policy, ref=ctx.previous, tokenizer=ctx.tokenizer),
-                                records)
-    records = _pair(cfg, records, ctx, index, report)
+        scorer = make_scorer(spec, policy=ctx.policy, ref=ctx.previous, tokenizer=ctx.tokenizer)
+        records = score_records(scorer, records)
+    records = _pair(cfg, records, ctx, index, report, scorer)
     return apply_weighting(records, ctx, _container(cfg.weighting))
 
 
@@ -121,7 +129,8 @@ def build_round_data(cfg: DictConfig, ctx: RoundContext, *, index: int, round_di
         report["reused"] = True
     else:
         records = _transforms(cfg, build_records(cfg, ctx, index, report), ctx, round_dir, report)
-        records, _ = normalize_rows(records, source=f"round {index} data")  # validates; drops ties
+        # validates (a user's file was checked on load) and drops lists left without a preference
+        records, _ = normalize_rows(records, source=f"round {index} data", allow_empty=True)
         tmp = path.with_suffix(".tmp")
         tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
         os.replace(tmp, path)

@@ -39,7 +39,7 @@ class GenerationConfig:
     max_new_tokens: int = 24
     temperature: float = 1.0
     top_p: float = 1.0
-    batch_size: int = 128
+    batch_size: int = 512  # prompts per generate call
     backend: str = "hf"
 
 

@@ -74,14 +74,14 @@ def _where(source: str, index: int, name: str) -> str:
     return f"{source} row {index}: field '{name}'"
 
 
-def _check_text(value: Any, source: str, index: int, name: str) -> None:
+def _check_text(value: Any, source: str, index: int, name: str, allow_empty: bool = False) -> None:
     if is_messages(value):
         if not value or any(not isinstance(m.get("content"), str) for m in value):
             raise PreferenceDataError(f"{_where(source, index, name)} has a message without text 'content'")
-        if not "".join(m["content"] for m in value).strip():
+        if not allow_empty and not "".join(m["content"] for m in value).strip():
             raise PreferenceDataError(f"{_where(source, index, name)} is empty")
     elif isinstance(value, str):
-        if not value.strip():
+        if not allow_empty and not value.strip():
             raise PreferenceDataError(f"{_where(source, index, name)} is empty")
     else:
         raise PreferenceDataError(f"{_where(source, index, name)} must be a string or a list of chat messages, "
@@ -96,8 +96,12 @@ def _number(value: Any, source: str, index: int, name: str) -> float:
     return float(value)
 
 
-def normalize_row(row: dict[str, Any], *, index: int, source: str) -> dict[str, Any]:
-    """One row in any accepted format → a validated preference-list record (raises on bad input)."""
+def normalize_row(row: dict[str, Any], *, index: int, source: str, allow_empty: bool = False) -> dict[str, Any]:
+    """One row in any accepted format → a validated preference-list record (raises on bad input).
+
+    ``allow_empty`` accepts empty responses: a policy sample that stops at once is a real (bad) response, while
+    an empty response in a user's file is almost always a broken row.
+    """
     if not isinstance(row, dict):
         raise PreferenceDataError(f"{source} row {index}: expected an object, got {type(row).__name__}")
     if "responses" in row:
@@ -123,7 +127,7 @@ def normalize_row(row: dict[str, Any], *, index: int, source: str) -> dict[str, 
         raise PreferenceDataError(f"{_where(source, index, 'scores')} must be a list of {len(responses)} numbers, "
                                   f"one per response; got {scores!r}")
     for k, response in enumerate(responses):
-        _check_text(response, source, index, f"responses[{k}]")
+        _check_text(response, source, index, f"responses[{k}]", allow_empty)
     record = {
         "prompt": row["prompt"],
         "responses": list(responses),
@@ -137,14 +141,14 @@ def normalize_row(row: dict[str, Any], *, index: int, source: str) -> dict[str, 
     return record
 
 
-def normalize_rows(rows: Iterable[dict[str, Any]], *, source: str,
-                   report: DataReport | None = None) -> tuple[list[dict[str, Any]], DataReport]:
+def normalize_rows(rows: Iterable[dict[str, Any]], *, source: str, report: DataReport | None = None,
+                   allow_empty: bool = False) -> tuple[list[dict[str, Any]], DataReport]:
     """Validate every row (the first bad one raises) and drop lists without a preference, counting them."""
     report = report or DataReport()
     records = []
     for index, row in enumerate(rows):
         report.rows += 1
-        record = normalize_row(row, index=index, source=source)
+        record = normalize_row(row, index=index, source=source, allow_empty=allow_empty)
         if max(record["scores"]) == min(record["scores"]):
             report.dropped_ties += 1
             continue

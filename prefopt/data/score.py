@@ -238,6 +238,13 @@ def _llm_judge(spec: dict, ctx: dict) -> Scorer:
     return PairwiseJudgeScorer(LLMJudge(model, tokenizer, **spec))
 
 
+def _pairwise_judge(spec: dict, ctx: dict) -> Scorer:
+    """A judge given as an import path, ``fn(prompt, a, b) -> P(a ≻ b)`` (a rule, an API client, a stand-in)."""
+    from prefopt.data.judge import PairwiseJudgeScorer
+
+    return PairwiseJudgeScorer(resolve_import_path(spec.pop("fn")), **spec)
+
+
 def _self_preference(spec: dict, ctx: dict) -> Scorer:
     from prefopt.data.judge import PairwiseJudgeScorer, SelfPreferenceJudge
 
@@ -255,6 +262,7 @@ SCORERS: dict[str, tuple[Callable[[dict, dict], Scorer], tuple[str, ...], tuple[
     "reward_fn": (_reward_fn, ("fn",), ()),
     "reward_model": (_reward_model, ("path",), ()),
     "llm_judge": (_llm_judge, ("model",), ()),
+    "pairwise_judge": (_pairwise_judge, ("fn",), ()),
     "self_preference": (_self_preference, (), ("policy", "tokenizer")),
     "implicit_reward": (_implicit_reward, (), ("policy", "tokenizer")),
 }
