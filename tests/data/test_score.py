@@ -173,8 +173,8 @@ def test_make_scorer_from_strings_mappings_and_objects(rewards_module, tokenizer
 
 
 def test_make_scorer_errors_list_valid_types_and_missing_pieces(rewards_module):
-    with pytest.raises(ValueError, match="valid types: implicit_reward, llm_judge, reward_fn, reward_model, "
-                                         "self_preference"):
+    with pytest.raises(ValueError, match="valid types: implicit_reward, llm_judge, pairwise_judge, "
+                                         "reward_fn, reward_model, self_preference"):
         make_scorer({"type": "oracle"})
     with pytest.raises(ValueError, match="unknown scorer type 'nonsense'"):
         make_scorer("nonsense")
@@ -201,3 +201,12 @@ def test_make_scorer_builds_self_judges(tiny_model, chat_tokenizer):
     llm = make_scorer({"type": "llm_judge", "model": "policy", "labels": ["1", "2"]}, policy=tiny_model,
                       tokenizer=chat_tokenizer)
     assert llm(["add 1 2"], [["3", "4", "5"]])[0] == pytest.approx(scores[0], abs=1e-6)
+
+
+def test_pairwise_judge_from_an_import_path_gives_win_rates():
+    """World judge P(a ≻ b) = σ((r(a) − r(b)) / 0.1); rewards for 'sort 321': '123' → 1, '132' → 1/3 (two
+    substitutions over three characters); win rate of '123' = P('123' ≻ '132') = σ(6.67) ≈ 0.99873."""
+    scorer = make_scorer({"type": "pairwise_judge", "fn": "prefopt.world.judge:judge"})
+    [[w_best, w_other]] = scorer(["sort 321"], [["123", "132"]])
+    assert w_best == pytest.approx(1 / (1 + math.exp(-(2 / 3) / 0.1)), abs=1e-9)
+    assert w_best + w_other == pytest.approx(1.0)
