@@ -45,6 +45,10 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, KeyError, FileNotFoundError) as err:
         print(f"error: {err.args[0] if err.args else err}", file=sys.stderr)
         return 2
+    if cfg.smoke:
+        from prefopt.smoke import apply_smoke
+
+        cfg = apply_smoke(cfg)
     run(cfg)
     return 0
 
