@@ -50,8 +50,11 @@ def _sample(cfg: DictConfig, policy, tokenizer, prompts: list, index: int) -> li
 
 def self_generate(cfg: DictConfig, policy, tokenizer, index: int) -> list[dict[str, Any]]:
     """K samples per prompt from the current policy, as unscored lists."""
-    if cfg.data.prompts:
-        prompts = load_prompts(cfg.data.prompts, split=cfg.data.split)[: cfg.data.n_prompts]
+    if cfg.data.prompts:  # round k samples the k-th slice, so iterations see fresh prompts (DNO, CREAM)
+        every = load_prompts(cfg.data.prompts, split=cfg.data.split)
+        n = min(cfg.data.n_prompts, len(every))
+        start = (index * n) % len(every)
+        prompts = (every[start:] + every[:start])[:n]
     elif cfg.model is None:
         from prefopt.world import make_prompts
 
@@ -104,6 +107,18 @@ def build_records(cfg: DictConfig, ctx: RoundContext, index: int, report: dict) 
     return apply_weighting(records, ctx, _container(cfg.weighting))
 
 
+def _replay(cfg: DictConfig, records: list[dict], index: int, round_dir: Path, report: dict) -> list[dict]:
+    """DNO's replay: mix in a share of the pairs of earlier rounds, read from their saved data."""
+    fractions = list(cfg.pairing.replay or [])
+    earlier = [round_dir.parent / f"round_{index - lag}" for lag in range(1, len(fractions) + 1) if index - lag >= 0]
+    if not earlier:
+        return records
+    previous = [[r for r in RoundData.load(d).records if "replay" not in r.get("meta", {})] for d in earlier]
+    records, report["replay"] = pairing.mix_replay(records, previous, fractions=fractions[: len(previous)],
+                                                   seed=cfg.train.seed + index)
+    return records
+
+
 def _transforms(cfg: DictConfig, records: list[dict], ctx: RoundContext, round_dir: Path, report: dict) -> list:
     if cfg.augment:
         from prefopt.data.augment import reward_augment
@@ -129,6 +144,7 @@ def build_round_data(cfg: DictConfig, ctx: RoundContext, *, index: int, round_di
         report["reused"] = True
     else:
         records = _transforms(cfg, build_records(cfg, ctx, index, report), ctx, round_dir, report)
+        records = _replay(cfg, records, index, round_dir, report)
         # validates (a user's file was checked on load) and drops lists left without a preference
         records, _ = normalize_rows(records, source=f"round {index} data", allow_empty=True)
         tmp = path.with_suffix(".tmp")

@@ -23,11 +23,12 @@ RECIPES_DIR = Path(__file__).resolve().parent.parent / "recipes"
 @dataclass
 class DataConfig:
     train: str | None = None  # preference data: local .jsonl/.json/.parquet or hub id; None = self-generated
-    eval: str | None = None  # held-out preference data for eval loss
+    eval: str | None = None  # held-out preference data: eval loss and metrics after each round
     prompts: str | None = None  # prompt-only data for self-generation; None = the tiny world's prompts
     eval_prompts: str | None = None  # prompt-only data for the reward before/after; None = the world's eval split
     split: str = "train"
-    n_prompts: int = 512  # prompts drawn for self-generated data (per round)
+    eval_split: str = "test"  # split of a hub dataset given as data.eval
+    n_prompts: int = 512  # prompts per round for self-generated data (round k takes the k-th slice of a file)
     max_length: int | None = 256
     max_prompt_length: int | None = None
     truncation_mode: str = "keep_start"
@@ -47,6 +48,7 @@ class GenerationConfig:
 class PairingConfig:
     rule: str = "best_vs_worst"  # a key of prefopt.data.pairing.RULES
     options: dict[str, Any] = field(default_factory=dict)
+    replay: list[float] = field(default_factory=list)  # DNO: shares of rounds t−1, t−2, ... mixed in, e.g. [0.3, 0.15]
 
 
 @dataclass
@@ -68,7 +70,9 @@ class PeftSettings:
 
 @dataclass
 class TrainSettings:
-    max_steps: int = 100
+    max_steps: int = 100  # per round; <= 0 trains num_epochs epochs instead
+    num_epochs: float = 1.0
+    optim: str = "adamw_torch"  # any transformers optimizer name (e.g. rmsprop, adamw_torch_fused, paged_adamw_8bit)
     learning_rate: float = 1e-3
     per_device_batch_size: int = 8
     gradient_accumulation_steps: int = 1

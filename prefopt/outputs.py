@@ -9,6 +9,7 @@ import json
 import math
 import os
 import resource
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,9 +23,13 @@ PLOTTED = ("loss", "rewards/margins", "rewards/accuracies", "reward")
 def prepare_output_dir(path: str | Path, *, overwrite: bool, resume: bool) -> Path:
     """Refuse to write into a non-empty folder unless asked: nothing the user had is overwritten silently."""
     path = Path(path)
-    if path.exists() and any(path.iterdir()) and not (overwrite or resume):
-        raise FileExistsError(f"output_dir {path} is not empty; pass overwrite=true to replace its contents or "
-                              "resume=true to continue the run in it")
+    if path.exists() and any(path.iterdir()):
+        if not (overwrite or resume):
+            raise FileExistsError(f"output_dir {path} is not empty; pass overwrite=true to replace its contents "
+                                  "or resume=true to continue the run in it")
+        if overwrite and not resume:  # a fresh run: an old round's DONE marker must not be taken as this run's
+            for child in path.iterdir():
+                shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
     path.mkdir(parents=True, exist_ok=True)
     return path
 

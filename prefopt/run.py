@@ -22,6 +22,7 @@ from transformers.trainer_utils import get_last_checkpoint
 from losses import get_loss
 from prefopt.build_data import RoundData, build_round_data
 from prefopt.config import loss_kwargs
+from prefopt.data.records import load_records
 from prefopt.evaluation import RewardEval
 from prefopt.modeling import load_policy, wrap_peft
 from prefopt.outputs import (
@@ -35,6 +36,7 @@ from prefopt.outputs import (
 )
 from prefopt.trainer.collate import ListCollator
 from prefopt.trainer.core import PreferenceTrainer
+from prefopt.trainer.prepare import tokenize_records
 from prefopt.trainer.reference import precompute_ref_logps
 from prefopt.weighting import RoundContext
 
@@ -42,45 +44,104 @@ from prefopt.weighting import RoundContext
 def training_arguments(cfg: DictConfig, out: Path) -> TrainingArguments:
     t = cfg.train
     return TrainingArguments(
-        output_dir=str(out), max_steps=t.max_steps, learning_rate=t.learning_rate,
-        per_device_train_batch_size=t.per_device_batch_size, per_device_eval_batch_size=t.per_device_batch_size,
-        gradient_accumulation_steps=t.gradient_accumulation_steps, seed=t.seed, data_seed=t.seed,
-        warmup_steps=t.warmup_steps, lr_scheduler_type=t.lr_scheduler_type, weight_decay=t.weight_decay,
-        max_grad_norm=t.max_grad_norm, logging_steps=t.logging_steps, bf16=t.bf16,
-        gradient_checkpointing=t.gradient_checkpointing, report_to=[] if cfg.report_to == "none" else
-        [cfg.report_to], save_strategy="steps" if t.save_steps else "no", save_steps=t.save_steps or 500,
-        disable_tqdm=False, use_cpu=not torch.cuda.is_available(), remove_unused_columns=False)
+        output_dir=str(out), max_steps=t.max_steps if t.max_steps > 0 else -1, num_train_epochs=t.num_epochs,
+        learning_rate=t.learning_rate, optim=t.optim, per_device_train_batch_size=t.per_device_batch_size,
+        per_device_eval_batch_size=t.per_device_batch_size, gradient_accumulation_steps=t.gradient_accumulation_steps,
+        seed=t.seed, data_seed=t.seed, warmup_steps=t.warmup_steps, lr_scheduler_type=t.lr_scheduler_type,
+        weight_decay=t.weight_decay, max_grad_norm=t.max_grad_norm, logging_steps=t.logging_steps, bf16=t.bf16,
+        gradient_checkpointing=t.gradient_checkpointing,
+        report_to=[] if cfg.report_to == "none" else [cfg.report_to],
+        save_strategy="steps" if t.save_steps else "no", save_steps=t.save_steps or 500,
+        use_cpu=not torch.cuda.is_available(), remove_unused_columns=False)
 
 
-def _reference(cfg: DictConfig, policy, data: RoundData, collator: ListCollator):
+def _reference(cfg: DictConfig, policy, features: list[dict], collator: ListCollator):
     """(ref_model, features) for the round's reference mode; the round's starting policy is the reference."""
-    mode = cfg.reference.mode
-    if not get_loss(cfg.loss.name).needs_ref:
-        return None, data.features
-    if mode == "adapter":
-        return None, data.features
+    mode, spec = cfg.reference.mode, get_loss(cfg.loss.name)
+    if mode not in ("model", "adapter", "precomputed"):
+        raise ValueError(f"reference.mode must be one of model, adapter, precomputed; got {mode!r}")
+    if not spec.needs_ref or mode == "adapter":
+        return None, features
     ref = AutoModelForCausalLM.from_pretrained(cfg.reference.model) if cfg.reference.model else copy.deepcopy(policy)
     ref.requires_grad_(False).eval()
     if mode == "model":
-        return ref, data.features
-    if mode == "precomputed":
-        if get_loss(cfg.loss.name).needs_tokens:
-            raise ValueError(f"loss {cfg.loss.name!r} needs per-token reference log-probs; use reference.mode=model")
-        return None, precompute_ref_logps(ref, data.features, collator, batch_size=cfg.reference.batch_size)
-    raise ValueError(f"reference.mode must be one of model, adapter, precomputed; got {mode!r}")
+        return ref, features
+    if spec.needs_tokens:
+        raise ValueError(f"loss {cfg.loss.name!r} needs per-token reference log-probs; use reference.mode=model")
+    return None, precompute_ref_logps(ref, features, collator, batch_size=cfg.reference.batch_size)
+
+
+def _eval_features(cfg: DictConfig, tokenizer) -> list[dict] | None:
+    if not cfg.data.eval:
+        return None
+    records, _ = load_records(cfg.data.eval, split=cfg.data.eval_split)
+    return tokenize_records(records, tokenizer, max_length=cfg.data.max_length,
+                            max_prompt_length=cfg.data.max_prompt_length,
+                            truncation_mode=cfg.data.truncation_mode)[0]
 
 
 def train_round(cfg: DictConfig, policy, tokenizer, data: RoundData, round_dir: Path, index: int, out: Path):
     collator = ListCollator(pad_token_id=tokenizer.pad_token_id, max_length=cfg.data.max_length,
                             truncation_mode=cfg.data.truncation_mode)
-    ref_model, features = _reference(cfg, policy, data, collator)
+    ref_model, features = _reference(cfg, policy, data.features, collator)
     trainer = PreferenceTrainer(policy, training_arguments(cfg, round_dir / "checkpoints"), loss=cfg.loss.name,
                                 loss_kwargs=loss_kwargs(cfg), ref_model=ref_model, collator=collator,
-                                train_dataset=features, processing_class=tokenizer,
-                                callbacks=[MetricsJsonl(out / "metrics.jsonl", index)])
+                                train_dataset=features, eval_dataset=_eval_features(cfg, tokenizer),
+                                processing_class=tokenizer, callbacks=[MetricsJsonl(out / "metrics.jsonl", index)])
     last = get_last_checkpoint(str(round_dir / "checkpoints")) if (round_dir / "checkpoints").exists() else None
     result = trainer.train(resume_from_checkpoint=last if cfg.resume else None)
-    return trainer, result
+    record = {"round": index, "steps": result.global_step, "train_loss": result.training_loss, "data": data.report}
+    if trainer.eval_dataset is not None:
+        trainer.evaluate()  # the preference metrics are merged into the logged line, not the returned dict
+        record["eval"] = {k: v for k, v in trainer.state.log_history[-1].items() if k.startswith("eval_")}
+    return trainer, record
+
+
+def _frozen_copy(model):
+    return copy.deepcopy(model).requires_grad_(False).eval()
+
+
+def _reload(policy, round_dir: Path, cfg: DictConfig):
+    if cfg.peft.enabled:
+        from peft import set_peft_model_state_dict
+        from safetensors.torch import load_file
+
+        set_peft_model_state_dict(policy, load_file(str(round_dir / "model" / "adapter_model.safetensors")))
+        return policy
+    return AutoModelForCausalLM.from_pretrained(round_dir / "model")
+
+
+def _rounds(cfg: DictConfig, state: PartialState, policy, tokenizer, out: Path, evaluator) -> tuple[Any, dict]:
+    """Run (or, on resume, skip) every round; returns the final policy and the totals for the summary."""
+    totals: dict[str, Any] = {"rounds": [], "steps": 0, "tokens": 0}
+    history: list = []  # starting policies of earlier rounds: π_{t−1}, π_{t−2} for CREAM's judges
+    for index in range(cfg.rounds):
+        round_dir = out / f"round_{index}"
+        if cfg.rounds > 1:
+            history = [*history[-2:], _frozen_copy(policy)]  # keep π_t, π_{t−1}, π_{t−2} only
+        context = RoundContext(policy, tokenizer, *(list(reversed(history[:-1][-2:])) + [None, None])[:2])
+        if (round_dir / "DONE").exists():  # finished on an earlier run: reload its policy, never redo it
+            policy = _reload(policy, round_dir, cfg)
+            totals["rounds"].append(json.loads((round_dir / "round.json").read_text()))
+            continue
+        if state.is_main_process:
+            round_dir.mkdir(parents=True, exist_ok=True)
+        with state.main_process_first():  # the others read the round's data.jsonl the main process wrote
+            data = build_round_data(cfg, context, index=index, round_dir=round_dir)
+        trainer, record = train_round(cfg, policy, tokenizer, data, round_dir, index, out)
+        policy = trainer.model
+        totals["steps"] += record["steps"]
+        totals["tokens"] += trainer.total_tokens
+        if evaluator:
+            record["reward"] = evaluator(policy)
+            print(f"[prefopt] round {index}: reward {format_reward(record['reward'])}")
+        totals["rounds"].append(record)
+        if state.is_main_process:
+            policy.save_pretrained(round_dir / "model")
+            (round_dir / "round.json").write_text(json.dumps(record, indent=2, default=str))
+            (round_dir / "DONE").touch()  # last: a round is finished only once everything above is on disk
+        state.wait_for_everyone()
+    return policy, totals
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
@@ -97,73 +158,25 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     if cfg.peft.enabled:
         policy = wrap_peft(policy, cfg)
     evaluator = RewardEval.from_config(cfg, tokenizer) if state.is_main_process else None
-    summary: dict[str, Any] = {"recipe": cfg.recipe, "loss": cfg.loss.name, "rounds": []}
-    rewards = [evaluator(policy)] if evaluator else []
-    if rewards:
-        print(f"[prefopt] reward before training: {format_reward(rewards[0])}")
-    start, steps, tokens = time.perf_counter(), 0, 0
-    history: list = []  # π_{t−1}, π_{t−2}: CREAM's consistency and implicit-reward judges read them
-    for index in range(cfg.rounds):
-        round_dir = out / f"round_{index}"
-        if (round_dir / "DONE").exists():  # finished on an earlier run: reload its policy, never redo it
-            if cfg.rounds > 1:
-                history.append(_frozen_copy(policy))
-            policy = _reload(policy, round_dir, cfg)
-            record = json.loads((round_dir / "round.json").read_text())
-            summary["rounds"].append(record)
-            if evaluator:
-                rewards.append(record.get("reward"))
-            continue
-        if state.is_main_process:
-            round_dir.mkdir(parents=True, exist_ok=True)
-        ctx = RoundContext(policy, tokenizer, *(list(reversed(history[-2:])) + [None, None])[:2])
-        with state.main_process_first():  # the others read the round's data.jsonl the main process wrote
-            data = build_round_data(cfg, ctx, index=index, round_dir=round_dir)
-        if cfg.rounds > 1:
-            history.append(_frozen_copy(policy))
-        trainer, result = train_round(cfg, policy, tokenizer, data, round_dir, index, out)
-        policy = trainer.model
-        steps += result.global_step
-        tokens += trainer.total_tokens
-        record = {"round": index, "steps": result.global_step, "train_loss": result.training_loss,
-                  "data": data.report}
-        if evaluator:
-            record["reward"] = evaluator(policy)
-            rewards.append(record["reward"])
-            print(f"[prefopt] round {index}: reward {format_reward(record['reward'])}")
-        summary["rounds"].append(record)
-        if state.is_main_process:
-            policy.save_pretrained(round_dir / "model")
-            (round_dir / "round.json").write_text(json.dumps(record, indent=2, default=str))
-            (round_dir / "DONE").touch()  # last: a round is finished only once everything above is on disk
-        state.wait_for_everyone()
+    before = evaluator(policy) if evaluator else None
+    if before:
+        print(f"[prefopt] reward before training: {format_reward(before)}")
+    start = time.perf_counter()
+    policy, totals = _rounds(cfg, state, policy, tokenizer, out, evaluator)
     seconds = time.perf_counter() - start
+    summary = {"recipe": cfg.recipe, "loss": cfg.loss.name, "rounds": totals["rounds"], "steps": totals["steps"],
+               "train_seconds": round(seconds, 2), "tokens_per_second": round(totals["tokens"] / seconds, 1),
+               "peak_memory_mb": round(peak_memory_mb(), 1)}
     if not state.is_main_process:
         return summary
     final = policy.merge_and_unload() if cfg.peft.enabled and not cfg.peft.load_in_4bit else policy
     final.save_pretrained(out / "model")
     tokenizer.save_pretrained(out / "model")
-    summary.update(steps=steps, train_seconds=round(seconds, 2), tokens_per_second=round(tokens / seconds, 1)
-                   if seconds else None, peak_memory_mb=round(peak_memory_mb(), 1))
-    if rewards:
-        summary.update(reward_before=rewards[0], reward_after=rewards[-1], reward_per_round=rewards)
-    summary["plots"] = plot_curves(out, rewards)
+    if before:
+        rewards = [before] + [r.get("reward") for r in totals["rounds"]]
+        summary.update(reward_before=before, reward_after=rewards[-1], reward_per_round=rewards)
+    summary["plots"] = plot_curves(out, summary.get("reward_per_round"))
     write_summary(out, summary)
-    print(f"[prefopt] reward before {format_reward(summary.get('reward_before'))} → after "
-          f"{format_reward(summary.get('reward_after'))}; {steps} steps in {seconds:.0f}s; summary: {out}/summary.json")
+    print(f"[prefopt] reward before {format_reward(before)} → after {format_reward(summary.get('reward_after'))}; "
+          f"{summary['steps']} steps in {seconds:.0f}s; summary: {out}/summary.json")
     return summary
-
-
-def _frozen_copy(model):
-    return copy.deepcopy(model).requires_grad_(False).eval()
-
-
-def _reload(policy, round_dir: Path, cfg: DictConfig):
-    if cfg.peft.enabled:
-        from peft import set_peft_model_state_dict
-        from safetensors.torch import load_file
-
-        set_peft_model_state_dict(policy, load_file(str(round_dir / "model" / "adapter_model.safetensors")))
-        return policy
-    return AutoModelForCausalLM.from_pretrained(round_dir / "model")
-

@@ -93,3 +93,24 @@ def test_bad_data_row_fails_before_training_with_row_and_field(local_run, tmp_pa
     with pytest.raises(ValueError, match=r"bad.jsonl row 1: expected fields"):
         main([*local_run, f"data.train={bad}"])
     assert not (tmp_path / "run" / "model").exists()
+
+
+def test_overwrite_starts_a_fresh_run_instead_of_reusing_finished_rounds(local_run, tmp_path):
+    assert main(local_run) == 0
+    assert main([*local_run, "overwrite=true", "train.max_steps=2"]) == 0
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["steps"] == 2  # the old round_0/DONE was cleared, so the round trained again
+    steps = [json.loads(x)["step"] for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert steps[0] == 1 and max(steps) == 2  # metrics.jsonl starts afresh
+
+
+def test_eval_data_gives_eval_metrics_per_round(local_run, tmp_path):
+    assert main([*local_run, f"data.eval={tmp_path / 'pairs.jsonl'}"]) == 0
+    [record] = json.loads((tmp_path / "run" / "summary.json").read_text())["rounds"]
+    assert 0 < record["eval"]["eval_loss"] < 1 and "eval_rewards/accuracies" in record["eval"]
+
+
+def test_optimizer_and_epochs_are_configurable(local_run, tmp_path):
+    assert main([*local_run, "train.max_steps=0", "train.num_epochs=1", "train.optim=rmsprop"]) == 0
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["steps"] == 3  # 12 pairs / batch 4 = one epoch of 3 steps
