@@ -1,0 +1,66 @@
+"""Write docs/api.md from the public objects' signatures and docstrings: ``python -m prefopt.apidoc [--check]``.
+
+``--check`` exits 1 when the committed page differs from what the docstrings say now (the docs test runs it).
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import sys
+from pathlib import Path
+
+PAGE = Path(__file__).resolve().parent.parent / "docs" / "api.md"
+PUBLIC = {
+    "Losses (`losses`)": ["losses:PreferenceLogps", "losses:LossSpec", "losses:get_loss", "losses:dpo_loss",
+                          "losses:dno_loss", "losses:lipo_loss", "losses:d2o_loss", "losses:osp_loss",
+                          "losses:cream_loss", "losses:rrpo_loss"],
+    "Trainer (`prefopt.trainer`)": ["prefopt.trainer.core:PreferenceTrainer", "prefopt.trainer.collate:ListCollator",
+                                    "prefopt.trainer.prepare:tokenize_records",
+                                    "prefopt.trainer.reference:precompute_ref_logps",
+                                    "prefopt.trainer.logps:sequence_logps"],
+    "Data (`prefopt.data`)": ["prefopt.data.records:load_records", "prefopt.data.records:normalize_row",
+                              "prefopt.data.tokenize:tokenize_list", "prefopt.data.generate:sample",
+                              "prefopt.data.score:make_scorer", "prefopt.data.pairing:build",
+                              "prefopt.data.augment:reward_augment", "prefopt.data.segments:segment_ids",
+                              "prefopt.data.consistency:consistency"],
+    "CHES (`prefopt.ches`)": ["prefopt.ches:ches_scores", "prefopt.ches:apply_ches_filter"],
+    "Runs (`prefopt`)": ["prefopt.config:load_config", "prefopt.run:run", "prefopt.world:load_base_policy",
+                         "prefopt.world:evaluate_reward"],
+}
+
+
+def _entry(path: str) -> str:
+    module, name = path.split(":")
+    obj = getattr(importlib.import_module(module), name)
+    try:
+        signature = f"{name}{inspect.signature(obj)}"
+    except (TypeError, ValueError):
+        signature = name
+    doc = inspect.getdoc(obj) or "(no docstring)"
+    return f"### `{module}.{name}`\n\n```python\n{signature}\n```\n\n```text\n{doc}\n```\n"
+
+
+def render() -> str:
+    parts = ["# API\n\nGenerated from the docstrings by `python -m prefopt.apidoc`; do not edit by hand.\n"]
+    for title, paths in PUBLIC.items():
+        parts.append(f"## {title}\n")
+        parts.extend(_entry(p) for p in paths)
+    return "\n".join(parts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    text = render()
+    if "--check" in argv:
+        if not PAGE.exists() or PAGE.read_text() != text:
+            print(f"{PAGE} is out of date: run python -m prefopt.apidoc", file=sys.stderr)
+            return 1
+        return 0
+    PAGE.write_text(text)
+    print(f"wrote {PAGE}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
