@@ -1,0 +1,1 @@
+"""Preference data: records (TRL pairs and ranked lists), tokenization, and self-generated samples."""
