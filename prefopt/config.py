@@ -91,7 +91,7 @@ class TrainSettings:
 class EvalSettings:
     enabled: bool = True  # reward before/after training when a reward function exists
     n_prompts: int = 256
-    samples_per_prompt: int = 1
+    samples_per_prompt: int = 4
     temperature: float = 1.0
 
 
@@ -119,6 +119,7 @@ class RunConfig:
     overwrite: bool = False
     resume: bool = False
     report_to: str = "none"
+    threads: int = 0  # torch CPU threads; 0 keeps torch's default (1 is fastest for the tiny world's model)
     smoke: bool = False
 
 

@@ -154,6 +154,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         save_config(cfg, out)
     state.wait_for_everyone()
     set_seed(cfg.train.seed)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     policy, tokenizer = load_policy(cfg)
     if cfg.peft.enabled:
         policy = wrap_peft(policy, cfg)
