@@ -47,3 +47,12 @@ def chat_tokenizer():
 @pytest.fixture
 def tiny_model():
     return make_model()
+
+
+@pytest.fixture
+def model_dir(tmp_path):
+    """The tiny model and the character tokenizer saved as a local HF folder (what `model=PATH` loads)."""
+    path = tmp_path / "model"
+    make_model().save_pretrained(path)
+    make_tokenizer().save_pretrained(path)
+    return path

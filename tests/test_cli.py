@@ -8,18 +8,14 @@ import pytest
 
 from prefopt.config import load_config
 from prefopt.train import main
-from tests.conftest import make_model, make_tokenizer
 
 PAIRS = [{"prompt": f"sort {a}{b}:", "chosen": f" {min(a, b)}{max(a, b)}", "rejected": f" {max(a, b)}{min(a, b)}x"}
          for a in range(1, 5) for b in range(5, 8)]
 
 
 @pytest.fixture
-def local_run(tmp_path):
-    """A tiny model and tokenizer saved as a local HF folder, and a TRL-style pairs file."""
-    model_dir = tmp_path / "model"
-    make_model().save_pretrained(model_dir)
-    make_tokenizer().save_pretrained(model_dir)
+def local_run(tmp_path, model_dir):
+    """The tiny model saved as a local HF folder, and a TRL-style pairs file."""
     data = tmp_path / "pairs.jsonl"
     data.write_text("".join(json.dumps(p) + "\n" for p in PAIRS))
     return [f"model={model_dir}", f"data.train={data}", "train.max_steps=3", "train.per_device_batch_size=4",

@@ -9,7 +9,6 @@ import pytest
 import prefopt.data.generate as generate
 import prefopt.run as run_module
 from prefopt.train import main
-from tests.conftest import make_model, make_tokenizer
 
 
 def digit_count(prompt: str, response: str) -> float:
@@ -18,10 +17,7 @@ def digit_count(prompt: str, response: str) -> float:
 
 
 @pytest.fixture
-def rounds_run(tmp_path):
-    model_dir = tmp_path / "model"
-    make_model().save_pretrained(model_dir)
-    make_tokenizer().save_pretrained(model_dir)
+def rounds_run(tmp_path, model_dir):
     prompts = tmp_path / "prompts.jsonl"
     prompts.write_text("".join(json.dumps({"prompt": f"sort {a}{b}{c}"}) + "\n"
                                for a, b, c in ["321", "987", "514", "260", "873", "419", "752", "638"]))
