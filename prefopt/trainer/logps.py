@@ -1,9 +1,11 @@
 """Per-token log-probabilities of response tokens, without materialising (N, T, V) logits.
 
-The sequence path uses TRL's fused LM head (``trl.trainer.utils.add_fused_lm_head``), which projects the hidden
-states through the LM head in tiles and keeps only the label's log-prob. Losses that need a full-vocabulary
-quantity per token (RRPO's KL to the reference) go through ``response_logits``, which projects only the response
-positions, not the prompt or the padding.
+Two paths, picked by size. Small: ``response_logits`` projects only the positions that predict a response token
+(not the prompt, not the padding) through the LM head once: cheaper than a plain forward, which projects every
+position. Large: TRL's fused LM head (``trl.trainer.utils.add_fused_lm_head``) projects in tiles, keeps only each
+label's log-prob and recomputes the tiles in the backward, trading about a third more compute for never holding
+the (M, V) logits. Losses that need a full-vocabulary quantity per token (RRPO's KL to the reference) always take
+the first path. Both go through the model's own forward, so DDP/FSDP hooks and PEFT adapters apply.
 """
 
 from __future__ import annotations
@@ -28,6 +30,11 @@ def ensure_fused_head(model) -> None:
         core._prefopt_fused_head = True
 
 
+# Above this many response logits (M tokens × V), the fused head: 2^27 fp32 logits hold 512 MB, twice with the
+# softmax kept for the backward.
+DIRECT_LOGITS_MAX = 2**27
+
+
 def response_token_logps(model, input_ids: Tensor, attention_mask: Tensor, completion_mask: Tensor) -> Tensor:
     """log π(y_t | x, y_<t) at every response token.
 
@@ -36,6 +43,12 @@ def response_token_logps(model, input_ids: Tensor, attention_mask: Tensor, compl
     Returns:
         (N, L - 1) float32 log-probs aligned with ``completion_mask[:, 1:]`` (0 elsewhere).
     """
+    predicts = completion_mask[:, 1:].bool()
+    vocab = _core(model).get_output_embeddings().weight.shape[0]
+    if int(predicts.sum()) * vocab <= DIRECT_LOGITS_MAX:
+        logits = response_logits(model, input_ids, attention_mask, completion_mask)  # (M, V)
+        logps = logits.log_softmax(-1).gather(1, input_ids[:, 1:][predicts][:, None]).squeeze(1)
+        return torch.zeros(predicts.shape, dtype=logps.dtype, device=logps.device).masked_scatter(predicts, logps)
     ensure_fused_head(model)
     labels = input_ids.masked_fill(completion_mask == 0, -100)
     out = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels, fused_lm_head=True,
@@ -49,12 +62,12 @@ def response_logits(model, input_ids: Tensor, attention_mask: Tensor, completion
     Returns:
         (M, V) float32 logits, M = number of response tokens, ordered as ``completion_mask[:, 1:].nonzero()``.
     """
-    core = _core(model)
-    backbone = getattr(core, core.base_model_prefix)
-    hidden = backbone(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
+    # Through the (possibly DDP/PEFT-wrapped) forward; the model itself projects only its last position.
+    out = model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True, logits_to_keep=1,
+                use_cache=False)
+    hidden = out.hidden_states[-1][:, -input_ids.shape[1]:]  # after the final norm; drops PEFT virtual tokens
     predicts = completion_mask[:, 1:].bool()
-    lm_head = core.get_output_embeddings()
-    return lm_head(hidden[:, :-1][predicts]).float()
+    return _core(model).get_output_embeddings()(hidden[:, :-1][predicts]).float()
 
 
 def token_kl(ref_logits: Tensor, policy_logits: Tensor) -> Tensor:

@@ -140,3 +140,25 @@ def test_unknown_hyper_parameter_is_rejected(tmp_path):
     with pytest.raises(ValueError, match="no hyper-parameter"):
         PreferenceTrainer(make_model(), _args(tmp_path), loss="dpo", loss_kwargs={"bta": 1},
                           ref_model=make_model(), collator=ListCollator(pad_token_id=0), train_dataset=[])
+
+
+def test_direct_and_fused_log_prob_paths_agree_with_gradients(monkeypatch):
+    """The small-logits path (project the response positions once) and TRL's fused head (tiles, recomputed in the
+    backward) give the same per-token log-probs and the same gradients."""
+    import prefopt.trainer.logps as logps
+
+    _, feats = _features()
+    batch = ListCollator(pad_token_id=0)(feats[:3])
+    cols = (batch["input_ids"], batch["attention_mask"], batch["completion_mask"])
+    results = []
+    for limit in (2**40, 0):  # direct, then fused
+        monkeypatch.setattr(logps, "DIRECT_LOGITS_MAX", limit)
+        model = make_model(seed=6)
+        out = logps.response_token_logps(model, *cols)
+        (out * torch.arange(out.shape[1])).sum().backward()  # position-weighted, so every token's grad counts
+        results.append((out.detach(), [p.grad.clone() for p in model.parameters()]))
+    (direct, g_direct), (fused, g_fused) = results
+    assert direct.abs().sum() > 0 and (direct[~batch["completion_mask"][:, 1:].bool()] == 0).all()
+    torch.testing.assert_close(direct, fused, atol=1e-5, rtol=1e-5)
+    for a, b in zip(g_direct, g_fused, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
