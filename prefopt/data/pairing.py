@@ -70,6 +70,13 @@ def best_vs_worst(records: list[dict]) -> tuple[list[dict], DataReport]:
     return _report(records, out, ties=len(records) - len(out))
 
 
+def _ordered_pairs(scores: list[float]):
+    """Each unordered pair of a list, in list order, as (higher, lower) index; None for a tie."""
+    for i in range(len(scores)):
+        for j in range(i + 1, len(scores)):
+            yield None if scores[i] == scores[j] else ((i, j) if scores[i] > scores[j] else (j, i))
+
+
 def all_pairs(records: list[dict], *, min_margin: float = 0.0) -> tuple[list[dict], DataReport]:
     """Every ordered pair (i, j) with scores_i > scores_j, in list order; equal scores are ties.
 
@@ -80,16 +87,13 @@ def all_pairs(records: list[dict], *, min_margin: float = 0.0) -> tuple[list[dic
     out, ties, below = [], 0, 0
     for r in records:
         s = r["scores"]
-        for i in range(len(s)):
-            for j in range(i + 1, len(s)):
-                if s[i] == s[j]:
-                    ties += 1
-                    continue
-                hi, lo = (i, j) if s[i] > s[j] else (j, i)
-                if s[hi] - s[lo] < min_margin:
-                    below += 1
-                    continue
-                out.append(_derive(r, [hi, lo]))
+        for pair in _ordered_pairs(s):
+            if pair is None:
+                ties += 1
+            elif s[pair[0]] - s[pair[1]] < min_margin:
+                below += 1
+            else:
+                out.append(_derive(r, list(pair)))
     return _report(records, out, ties=ties, below_margin=below)
 
 
@@ -139,18 +143,17 @@ def dno_pairs(records: list[dict], *, min_positive: float = 5.0, margin: float =
     out, ties, low, narrow = [], 0, 0, 0
     for r in records:
         s, gold = r["scores"], (r.get("meta") or {}).get(GOLD)
-        for i in range(len(s)):
-            for j in range(i + 1, len(s)):
-                if s[i] == s[j]:
-                    ties += 1
-                    continue
-                hi, lo = (i, j) if s[i] > s[j] else (j, i)
-                if s[hi] < min_positive:
-                    low += 1
-                elif s[hi] - s[lo] < (margin if hi == gold else margin_if_policy):
-                    narrow += 1
-                else:
-                    out.append(_derive(r, [hi, lo]))
+        for pair in _ordered_pairs(s):
+            if pair is None:
+                ties += 1
+                continue
+            hi, lo = pair
+            if s[hi] < min_positive:
+                low += 1
+            elif s[hi] - s[lo] < (margin if hi == gold else margin_if_policy):
+                narrow += 1
+            else:
+                out.append(_derive(r, [hi, lo]))
     return _report(records, out, ties=ties, positive_below_min=low, below_margin=narrow)
 
 
