@@ -64,7 +64,7 @@ def check_score(value: Any, i: int, k: int, source: str) -> float:
         try:
             value = value.item()
         except (ValueError, RuntimeError):
-            pass
+            pass  # a multi-element array: rejected just below as not a number
     if not isinstance(value, numbers.Real):  # bool is Real: a pass/fail reward reads as 1/0
         raise ScoringError(f"{source} returned {value!r} ({type(value).__name__}) for prompt {i}, response {k}; "
                            "expected a number")
