@@ -48,24 +48,32 @@ def _sample(cfg: DictConfig, policy, tokenizer, prompts: list, index: int) -> li
                   top_p=g.top_p, batch_size=g.batch_size, seed=cfg.train.seed * 1000 + index, backend=g.backend)
 
 
-def self_generate(cfg: DictConfig, policy, tokenizer, index: int) -> list[dict[str, Any]]:
-    """K samples per prompt from the current policy, as unscored lists."""
+def _round_prompts(cfg: DictConfig, index: int) -> tuple[list, list | None]:
+    """This round's prompts (and gold responses when ``data.gold_field`` is set)."""
     if cfg.data.prompts:  # round k samples the k-th slice, so iterations see fresh prompts (DNO, CREAM)
-        every = load_prompts(cfg.data.prompts, split=cfg.data.split)
+        every = load_prompts(cfg.data.prompts, split=cfg.data.split, gold_field=cfg.data.gold_field)
         n = min(cfg.data.n_prompts, len(every))
         start = (index * n) % len(every)
-        prompts = (every[start:] + every[:start])[:n]
-    elif cfg.model is None:
+        rows = (every[start:] + every[:start])[:n]
+        return ([p for p, _ in rows], [g for _, g in rows]) if cfg.data.gold_field else (rows, None)
+    if cfg.model is None:
         from prefopt.world import make_prompts
+        from prefopt.world.tasks import solve
 
         prompts = make_prompts(cfg.data.n_prompts, seed=cfg.train.seed * 1000 + index, split="train")
-    else:
-        raise ValueError("a real model needs data: give data.train (preference data) or data.prompts (prompts "
-                         "to self-generate from)")
+        return prompts, [solve(p) for p in prompts] if cfg.data.gold_field else None
+    raise ValueError("a real model needs data: give data.train (preference data) or data.prompts (prompts to "
+                     "self-generate from)")
+
+
+def self_generate(cfg: DictConfig, policy, tokenizer, index: int) -> list[dict[str, Any]]:
+    """K samples per prompt from the current policy, as unscored lists (plus the gold response, if any)."""
+    prompts, golds = _round_prompts(cfg, index)
     prompts = as_chat(prompts, tokenizer)
     samples = _sample(cfg, policy, tokenizer, prompts, index)
-    return [{"prompt": p, "responses": list(rs), "scores": [0.0] * len(rs), "weight": None, "segments": None,
-             "meta": {"round": index, "generator": "policy"}} for p, rs in zip(prompts, samples, strict=True)]
+    records = [{"prompt": p, "responses": list(rs), "scores": [0.0] * len(rs), "weight": None, "segments": None,
+                "meta": {"round": index, "generator": "policy"}} for p, rs in zip(prompts, samples, strict=True)]
+    return pairing.with_gold(records, golds) if golds is not None else records
 
 
 def _pair(cfg: DictConfig, records: list[dict], ctx: RoundContext, index: int, report: dict,

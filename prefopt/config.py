@@ -25,6 +25,7 @@ class DataConfig:
     train: str | None = None  # preference data: local .jsonl/.json/.parquet or hub id; None = self-generated
     eval: str | None = None  # held-out preference data: eval loss and metrics after each round
     prompts: str | None = None  # prompt-only data for self-generation; None = the tiny world's prompts
+    gold_field: str | None = None  # DNO: a reference response per prompt in this field joins each list as "gold"
     eval_prompts: str | None = None  # prompt-only data for the reward before/after; None = the world's eval split
     split: str = "train"
     eval_split: str = "test"  # split of a hub dataset given as data.eval

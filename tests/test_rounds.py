@@ -66,3 +66,20 @@ def test_a_run_killed_mid_round_resumes_without_regenerating(rounds_run, tmp_pat
     assert (out / "round_0" / "data.jsonl").read_text() == data_0
     assert (out / "round_1" / "data.jsonl").read_text() == data_1
     assert (out / "round_1" / "DONE").exists()
+
+
+def test_gold_responses_join_each_list_as_dno_does(rounds_run, tmp_path):
+    prompts = tmp_path / "gold.jsonl"
+    prompts.write_text("".join(json.dumps({"prompt": f"sort {a}{b}", "answer": f"{min(a, b)}{max(a, b)}"}) + "\n"
+                               for a, b in ["31", "97", "51", "26"]))
+    args = [a for a in rounds_run if not a.startswith(("data.prompts=", "rounds=", "pairing.replay"))]
+    assert main([*args, f"data.prompts={prompts}", "data.gold_field=answer", "pairing.rule=best_vs_worst"]) == 0
+    rows = [json.loads(x) for x in (tmp_path / "run" / "round_0" / "data.jsonl").read_text().splitlines()]
+    # with_gold appended the reference as the 4th candidate (index 3) before scoring; digit_count scores the
+    # 2-digit gold above most random samples, so it is often the chosen response
+    assert any(r["meta"]["source_indices"][0] == 3 and r["responses"][0] in {"13", "79", "15", "26"} for r in rows)
+
+
+def test_a_missing_gold_field_is_a_clear_error(rounds_run, tmp_path):
+    with pytest.raises(ValueError, match=r"row 0: field 'answer' \(data.gold_field\) is missing"):
+        main([*rounds_run, "data.gold_field=answer"])

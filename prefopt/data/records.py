@@ -165,13 +165,24 @@ def load_records(spec: str, *, split: str = "train") -> tuple[list[dict[str, Any
     return normalize_rows(read_rows(spec, split=split), source=spec)
 
 
-def load_prompts(spec: str, *, split: str = "train") -> list[str | list[dict[str, Any]]]:
-    """Prompts of a prompt-only dataset (rows with a ``prompt`` field, or plain JSON strings)."""
+def load_prompts(spec: str, *, split: str = "train", gold_field: str | None = None) -> list:
+    """Prompts of a prompt-only dataset (rows with a ``prompt`` field, or plain JSON strings).
+
+    With ``gold_field``, returns ``(prompt, gold)`` pairs instead: each row's reference response (DNO compares the
+    policy's samples with a strong model's answer), validated like a response.
+    """
     prompts = []
     for index, row in enumerate(read_rows(spec, split=split)):
         prompt = row if isinstance(row, str) else row.get("prompt") if isinstance(row, dict) else None
         if prompt is None:
             raise PreferenceDataError(f"{spec} row {index}: field 'prompt' is missing")
         _check_text(prompt, spec, index, "prompt")
-        prompts.append(prompt)
+        if gold_field is None:
+            prompts.append(prompt)
+            continue
+        gold = row.get(gold_field) if isinstance(row, dict) else None
+        if gold is None:
+            raise PreferenceDataError(f"{spec} row {index}: field '{gold_field}' (data.gold_field) is missing")
+        _check_text(gold, spec, index, gold_field)
+        prompts.append((prompt, gold))
     return prompts
