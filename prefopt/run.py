@@ -7,7 +7,6 @@ round is never redone on resume; an unfinished one resumes from its last Trainer
 
 from __future__ import annotations
 
-import copy
 import json
 import time
 from pathlib import Path
@@ -36,6 +35,7 @@ from prefopt.outputs import (
 )
 from prefopt.trainer.collate import ListCollator
 from prefopt.trainer.core import PreferenceTrainer
+from prefopt.trainer.logps import frozen_copy
 from prefopt.trainer.prepare import tokenize_records
 from prefopt.trainer.reference import precompute_ref_logps
 from prefopt.weighting import RoundContext
@@ -62,7 +62,7 @@ def _reference(cfg: DictConfig, policy, features: list[dict], collator: ListColl
         raise ValueError(f"reference.mode must be one of model, adapter, precomputed; got {mode!r}")
     if not spec.needs_ref or mode == "adapter":
         return None, features
-    ref = AutoModelForCausalLM.from_pretrained(cfg.reference.model) if cfg.reference.model else copy.deepcopy(policy)
+    ref = AutoModelForCausalLM.from_pretrained(cfg.reference.model) if cfg.reference.model else frozen_copy(policy)
     ref.requires_grad_(False).eval()
     if mode == "model":
         return ref, features
@@ -97,10 +97,6 @@ def train_round(cfg: DictConfig, policy, tokenizer, data: RoundData, round_dir: 
     return trainer, record
 
 
-def _frozen_copy(model):
-    return copy.deepcopy(model).requires_grad_(False).eval()
-
-
 def _reload(policy, round_dir: Path, cfg: DictConfig):
     if cfg.peft.enabled:
         from peft import set_peft_model_state_dict
@@ -118,7 +114,7 @@ def _rounds(cfg: DictConfig, state: PartialState, policy, tokenizer, out: Path, 
     for index in range(cfg.rounds):
         round_dir = out / f"round_{index}"
         if cfg.rounds > 1:
-            history = [*history[-2:], _frozen_copy(policy)]  # keep π_t, π_{t−1}, π_{t−2} only
+            history = [*history[-2:], frozen_copy(policy)]  # keep π_t, π_{t−1}, π_{t−2} only
         context = RoundContext(policy, tokenizer, *(list(reversed(history[:-1][-2:])) + [None, None])[:2])
         if (round_dir / "DONE").exists():  # finished on an earlier run: reload its policy, never redo it
             policy = _reload(policy, round_dir, cfg)

@@ -10,6 +10,8 @@ the first path. Both go through the model's own forward, so DDP/FSDP hooks and P
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from peft import PeftModel
 from torch import Tensor
@@ -33,6 +35,21 @@ def ensure_fused_head(model) -> None:
 # Above this many response logits (M tokens × V), the fused head: 2^27 fp32 logits hold 512 MB, twice with the
 # softmax kept for the backward.
 DIRECT_LOGITS_MAX = 2**27
+
+
+def frozen_copy(model):
+    """A frozen, independent copy of ``model`` (a reference, an earlier iterate).
+
+    ``copy.deepcopy`` alone is not enough once the fused head is attached: the patched ``forward`` keeps, in its
+    closure, the *original* model's forward, so the copy's plain forward would run the live policy's weights. The
+    copy gets its class's forward back (and the fused head again on first use).
+    """
+    clone = copy.deepcopy(model)
+    core = _core(clone)
+    if getattr(core, "_prefopt_fused_head", False):
+        del core.forward
+        core._prefopt_fused_head = False
+    return clone.requires_grad_(False).eval()
 
 
 def response_token_logps(model, input_ids: Tensor, attention_mask: Tensor, completion_mask: Tensor) -> Tensor:

@@ -162,3 +162,25 @@ def test_direct_and_fused_log_prob_paths_agree_with_gradients(monkeypatch):
     torch.testing.assert_close(direct, fused, atol=1e-5, rtol=1e-5)
     for a, b in zip(g_direct, g_fused, strict=True):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
+def test_a_frozen_copy_computes_with_its_own_weights_after_the_fused_head_is_attached():
+    """Regression: TRL's patched forward closes over the original model's forward, so a plain deepcopy of a
+    patched policy ran the live policy's weights (a round's reference silently equal to the policy)."""
+    from prefopt.trainer.logps import ensure_fused_head, frozen_copy, response_token_logps
+
+    _, feats = _features()
+    batch = ListCollator(pad_token_id=0)(feats[:2])
+    cols = (batch["input_ids"], batch["attention_mask"], batch["completion_mask"])
+    policy = make_model(seed=7)
+    ensure_fused_head(policy)
+    ref = frozen_copy(policy)
+    with torch.no_grad():
+        before = response_token_logps(ref, *cols)
+        for p in policy.parameters():  # train the policy away from the copy
+            p.add_(0.1)
+        after = response_token_logps(ref, *cols)
+        moved = response_token_logps(policy, *cols)
+    torch.testing.assert_close(after, before)
+    assert not torch.allclose(moved, before)
+    assert not any(p.requires_grad for p in ref.parameters())
