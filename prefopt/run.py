@@ -80,13 +80,14 @@ def _eval_features(cfg: DictConfig, tokenizer) -> list[dict] | None:
                             truncation_mode=cfg.data.truncation_mode)[0]
 
 
-def train_round(cfg: DictConfig, policy, tokenizer, data: RoundData, round_dir: Path, index: int, out: Path):
+def train_round(cfg: DictConfig, policy, tokenizer, data: RoundData, round_dir: Path, index: int, out: Path,
+                eval_features: list[dict] | None = None):
     collator = ListCollator(pad_token_id=tokenizer.pad_token_id, max_length=cfg.data.max_length,
                             truncation_mode=cfg.data.truncation_mode)
     ref_model, features = _reference(cfg, policy, data.features, collator)
     trainer = PreferenceTrainer(policy, training_arguments(cfg, round_dir / "checkpoints"), loss=cfg.loss.name,
                                 loss_kwargs=loss_kwargs(cfg), ref_model=ref_model, collator=collator,
-                                train_dataset=features, eval_dataset=_eval_features(cfg, tokenizer),
+                                train_dataset=features, eval_dataset=eval_features,
                                 processing_class=tokenizer, callbacks=[MetricsJsonl(out / "metrics.jsonl", index)])
     last = get_last_checkpoint(str(round_dir / "checkpoints")) if (round_dir / "checkpoints").exists() else None
     result = trainer.train(resume_from_checkpoint=last if cfg.resume else None)
@@ -111,6 +112,7 @@ def _rounds(cfg: DictConfig, state: PartialState, policy, tokenizer, out: Path, 
     """Run (or, on resume, skip) every round; returns the final policy and the totals for the summary."""
     totals: dict[str, Any] = {"rounds": [], "steps": 0, "tokens": 0}
     history: list = []  # starting policies of earlier rounds: π_{t−1}, π_{t−2} for CREAM's judges
+    eval_features = _eval_features(cfg, tokenizer)  # tokenized once for every round
     for index in range(cfg.rounds):
         round_dir = out / f"round_{index}"
         if cfg.rounds > 1:
@@ -124,7 +126,7 @@ def _rounds(cfg: DictConfig, state: PartialState, policy, tokenizer, out: Path, 
             round_dir.mkdir(parents=True, exist_ok=True)
         with state.main_process_first():  # the others read the round's data.jsonl the main process wrote
             data = build_round_data(cfg, context, index=index, round_dir=round_dir)
-        trainer, record = train_round(cfg, policy, tokenizer, data, round_dir, index, out)
+        trainer, record = train_round(cfg, policy, tokenizer, data, round_dir, index, out, eval_features)
         policy = trainer.model
         totals["steps"] += record["steps"]
         totals["tokens"] += trainer.total_tokens

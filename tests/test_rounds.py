@@ -47,10 +47,10 @@ def test_a_run_killed_mid_round_resumes_without_regenerating(rounds_run, tmp_pat
     real_sample, real_train = generate.sample, run_module.train_round
     monkeypatch.setattr(generate, "sample", lambda *a, **k: calls.append(1) or real_sample(*a, **k))
 
-    def dies_in_round_1(cfg, policy, tokenizer, data, round_dir, index, out):
+    def dies_in_round_1(cfg, policy, tokenizer, data, round_dir, index, out, *rest):
         if index == 1:
             raise KeyboardInterrupt("killed")
-        return real_train(cfg, policy, tokenizer, data, round_dir, index, out)
+        return real_train(cfg, policy, tokenizer, data, round_dir, index, out, *rest)
 
     monkeypatch.setattr(run_module, "train_round", dies_in_round_1)
     with pytest.raises(KeyboardInterrupt):

@@ -232,12 +232,16 @@ class ImplicitRewardScorer:
         self.policy, self.ref, self.tokenizer, self.batch_size = policy, ref, tokenizer, batch_size
 
     def __call__(self, prompts: list, lists: list[list]) -> list[list[float]]:
-        from prefopt.trainer.logps import sequence_logps  # the trainer package is heavy; import on use
+        # the trainer package is heavy; import on use
+        from prefopt.trainer.collate import ListCollator
+        from prefopt.trainer.logps import feature_logps, list_features
 
         check_lists(prompts, lists, "implicit reward")
+        features = list_features(self.tokenizer, prompts, lists)  # tokenized once for both models
+        tok = self.tokenizer
+        collator = ListCollator(pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id)
         if self.ref is None:
-            return sequence_logps(self.policy, self.tokenizer, prompts, lists, batch_size=self.batch_size,
-                                  average=True)
-        policy = sequence_logps(self.policy, self.tokenizer, prompts, lists, batch_size=self.batch_size)
-        ref = sequence_logps(self.ref, self.tokenizer, prompts, lists, batch_size=self.batch_size)
+            return feature_logps(self.policy, features, collator, batch_size=self.batch_size, average=True)
+        policy = feature_logps(self.policy, features, collator, batch_size=self.batch_size)
+        ref = feature_logps(self.ref, features, collator, batch_size=self.batch_size)
         return [[p - r for p, r in zip(ps, rs, strict=True)] for ps, rs in zip(policy, ref, strict=True)]

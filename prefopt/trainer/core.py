@@ -8,10 +8,13 @@ registry (``losses.get_loss``; the trainer never looks at a loss's name), and th
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import torch
+from peft import PeftModel
 from torch import Tensor
 from transformers import Trainer
 from trl.models import prepare_deepspeed, prepare_fsdp
@@ -19,7 +22,14 @@ from trl.models.utils import disable_gradient_checkpointing
 
 from losses import PreferenceLogps, get_loss
 from prefopt.trainer.collate import ListCollator
-from prefopt.trainer.logps import ensure_fused_head, response_logits, response_token_logps, token_kl
+from prefopt.trainer.logps import (
+    ensure_fused_head,
+    logps_from_logits,
+    per_token,
+    response_logits,
+    response_token_logps,
+    token_kl,
+)
 from prefopt.trainer.metrics import preference_metrics
 from prefopt.trainer.reference import adapter_off
 
@@ -78,30 +88,27 @@ class PreferenceTrainer(Trainer):
             policy = response_token_logps(model, *cols)
             ref = None
             if needs_live_ref:
-                with torch.no_grad(), self._adapter_ctx(), disable_gradient_checkpointing(
-                        self.model, self.args.gradient_checkpointing_kwargs):
+                with self._reference_mode():
                     ref = response_token_logps(ref_model, *cols)
             return policy, ref, None
         # Full-vocabulary path: logits only at response positions, for both models.
-        predicts = cols[2][:, 1:].bool()
-        labels = cols[0][:, 1:][predicts]
         policy_logits = response_logits(model, *cols)
-        with torch.no_grad(), self._adapter_ctx():
+        with self._reference_mode():
             ref_logits = response_logits(ref_model, *cols)
-        scatter = lambda v: torch.zeros(predicts.shape, dtype=v.dtype, device=v.device).masked_scatter(predicts, v)
-        gather = lambda lg: lg.log_softmax(-1).gather(1, labels[:, None]).squeeze(1)
-        return scatter(gather(policy_logits)), scatter(gather(ref_logits)), scatter(token_kl(ref_logits,
-                                                                                             policy_logits))
+        mask = cols[2]
+        return (logps_from_logits(policy_logits, cols[0], mask), logps_from_logits(ref_logits, cols[0], mask),
+                per_token(token_kl(ref_logits, policy_logits), mask))
 
     def _is_peft(self) -> bool:
-        from peft import PeftModel
-
         return isinstance(getattr(self.model, "module", self.model), PeftModel)
 
-    def _adapter_ctx(self):
-        from contextlib import nullcontext
-
-        return adapter_off(self.model) if self.ref_model is None and self._is_peft() else nullcontext()
+    @contextmanager
+    def _reference_mode(self):
+        """No grad, no gradient checkpointing, and the adapter off when the reference is the PEFT base."""
+        adapter = adapter_off(self.model) if self.ref_model is None and self._is_peft() else nullcontext()
+        with torch.no_grad(), adapter, disable_gradient_checkpointing(self.model,
+                                                                      self.args.gradient_checkpointing_kwargs):
+            yield
 
     def preference_logps(self, model, inputs: dict[str, Tensor]) -> PreferenceLogps:
         """Run the forward(s) and build the loss input, with only the fields the registered loss needs."""
@@ -138,11 +145,11 @@ class PreferenceTrainer(Trainer):
     def _record(self, x: PreferenceLogps, per_list: Tensor, inputs: dict[str, Tensor]) -> None:
         mode = "train" if self.model.training else "eval"
         beta = float(self.loss_kwargs.get("beta", 1.0))
-        for name, value in preference_metrics(x.to(per_list.device), beta).items():
-            value = self.accelerator.gather_for_metrics(value.float())
-            value = value[~value.isnan()]
-            if value.numel():
-                self._metrics[mode][name].append(value.mean().item())
+        metrics = preference_metrics(x, beta)
+        means = torch.stack([self.accelerator.gather_for_metrics(v.float()).nanmean() for v in metrics.values()])
+        for name, value in zip(metrics, means.tolist(), strict=True):  # one device sync for all metrics
+            if not math.isnan(value):  # Kendall τ of a batch of pairs only
+                self._metrics[mode][name].append(value)
         if mode == "train":  # for the summary's tokens/s
             self.total_tokens += self.accelerator.gather_for_metrics(inputs["attention_mask"].sum()).sum().item()
 

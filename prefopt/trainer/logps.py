@@ -15,7 +15,11 @@ import copy
 import torch
 from peft import PeftModel
 from torch import Tensor
+from tqdm.auto import tqdm
 from trl.trainer.utils import add_fused_lm_head
+
+from prefopt.data.tokenize import tokenize_list
+from prefopt.trainer.collate import ListCollator
 
 
 def _core(model):
@@ -60,12 +64,10 @@ def response_token_logps(model, input_ids: Tensor, attention_mask: Tensor, compl
     Returns:
         (N, L - 1) float32 log-probs aligned with ``completion_mask[:, 1:]`` (0 elsewhere).
     """
-    predicts = completion_mask[:, 1:].bool()
     vocab = _core(model).get_output_embeddings().weight.shape[0]
-    if int(predicts.sum()) * vocab <= DIRECT_LOGITS_MAX:
-        logits = response_logits(model, input_ids, attention_mask, completion_mask)  # (M, V)
-        logps = logits.log_softmax(-1).gather(1, input_ids[:, 1:][predicts][:, None]).squeeze(1)
-        return torch.zeros(predicts.shape, dtype=logps.dtype, device=logps.device).masked_scatter(predicts, logps)
+    if int(completion_mask[:, 1:].sum()) * vocab <= DIRECT_LOGITS_MAX:
+        return logps_from_logits(response_logits(model, input_ids, attention_mask, completion_mask), input_ids,
+                                 completion_mask)
     ensure_fused_head(model)
     labels = input_ids.masked_fill(completion_mask == 0, -100)
     out = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels, fused_lm_head=True,
@@ -87,13 +89,58 @@ def response_logits(model, input_ids: Tensor, attention_mask: Tensor, completion
     return _core(model).get_output_embeddings()(hidden[:, :-1][predicts]).float()
 
 
+def logps_from_logits(logits: Tensor, input_ids: Tensor, completion_mask: Tensor) -> Tensor:
+    """(M, V) response logits (``response_logits``) → (N, L - 1) label log-probs, 0 off the response."""
+    labels = input_ids[:, 1:][completion_mask[:, 1:].bool()]
+    return per_token(logits.log_softmax(-1).gather(1, labels[:, None]).squeeze(1), completion_mask)
+
+
+def per_token(values: Tensor, completion_mask: Tensor) -> Tensor:
+    """(M,) values at the response tokens → (N, L - 1), 0 off the response."""
+    predicts = completion_mask[:, 1:].bool()
+    return torch.zeros(predicts.shape, dtype=values.dtype, device=values.device).masked_scatter(predicts, values)
+
+
 def token_kl(ref_logits: Tensor, policy_logits: Tensor) -> Tensor:
     """KL(ref || policy) per row of (M, V) logits → (M,)."""
     ref_logp = ref_logits.log_softmax(-1)
     return (ref_logp.exp() * (ref_logp - policy_logits.log_softmax(-1))).sum(-1)
 
 
+def list_features(tokenizer, prompts: list, responses: list[list]) -> list[dict]:
+    """Collator features of each prompt's responses, tokenized once as the trainer does (``tokenize_list``)."""
+    out = []
+    for p, rs in zip(prompts, responses, strict=True):
+        tok = tokenize_list(tokenizer, p, rs)
+        out.append({"prompt_ids": tok.prompt_ids, "response_ids": tok.response_ids, "scores": [0.0] * len(rs)})
+    return out
+
+
 @torch.no_grad()
+def feature_logps(model, features: list[dict], collator: ListCollator, *, batch_size: int = 16,
+                  average: bool = False, desc: str | None = None) -> list[list[float]]:
+    """Summed (or per-token mean) response log-probs of tokenized lists, batched; the model's mode is restored."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    out: list[list[float]] = []
+    try:
+        for start in tqdm(range(0, len(features), batch_size), desc=desc, disable=desc is None):
+            chunk = features[start:start + batch_size]
+            batch = collator(chunk)
+            mask = batch["completion_mask"][:, 1:].to(device)
+            per_token = response_token_logps(model, *(batch[k].to(device) for k in
+                                                      ("input_ids", "attention_mask", "completion_mask")))
+            seq = (per_token * mask).sum(1)
+            if average:
+                seq = seq / mask.sum(1).clamp(min=1)
+            grid = collator.to_lists(seq.cpu(), batch)
+            out.extend(row[: len(f["response_ids"])] for row, f in zip(grid.tolist(), chunk, strict=True))
+    finally:
+        model.train(was_training)
+    return out
+
+
 def sequence_logps(model, tokenizer, prompts: list, responses: list[list], *, batch_size: int = 16,
                    average: bool = False) -> list[list[float]]:
     """Summed (or per-token mean) response log-probs for each prompt's list of responses.
@@ -101,31 +148,6 @@ def sequence_logps(model, tokenizer, prompts: list, responses: list[list], *, ba
     Tokenization and the response boundary are the trainer's (``prefopt.data.tokenize.tokenize_list``), so scores
     computed here equal the log-probs the trainer optimises.
     """
-    from prefopt.data.tokenize import tokenize_list
-    from prefopt.trainer.collate import ListCollator
-
-    was_training = model.training
-    model.eval()
-    collator = ListCollator(pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None
-                            else tokenizer.eos_token_id)
-    device = next(model.parameters()).device
-    out: list[list[float]] = []
-    try:
-        for start in range(0, len(prompts), batch_size):
-            feats = []
-            for p, rs in zip(prompts[start:start + batch_size], responses[start:start + batch_size], strict=True):
-                tok = tokenize_list(tokenizer, p, rs)
-                feats.append({"prompt_ids": tok.prompt_ids, "response_ids": tok.response_ids,
-                              "scores": [0.0] * len(rs)})
-            batch = collator(feats)
-            per_token = response_token_logps(model, batch["input_ids"].to(device), batch["attention_mask"].to(device),
-                                              batch["completion_mask"].to(device))
-            mask = batch["completion_mask"][:, 1:].to(device)
-            seq = (per_token * mask).sum(1)
-            if average:
-                seq = seq / mask.sum(1).clamp(min=1)
-            grid = collator.to_lists(seq.cpu(), batch)
-            out.extend([row[: len(f["response_ids"])] for row, f in zip(grid.tolist(), feats, strict=True)])
-    finally:
-        model.train(was_training)
-    return out
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    return feature_logps(model, list_features(tokenizer, prompts, responses), ListCollator(pad_token_id=pad),
+                         batch_size=batch_size, average=average)

@@ -12,13 +12,11 @@ import os
 from contextlib import nullcontext
 from pathlib import Path
 
-import torch
 from peft import PeftModel
-from tqdm.auto import tqdm
 from trl.trainer.utils import hash_module
 
 from prefopt.trainer.collate import ListCollator
-from prefopt.trainer.logps import response_token_logps
+from prefopt.trainer.logps import feature_logps
 
 REFERENCE_MODES = ("model", "adapter", "precomputed")
 
@@ -42,7 +40,6 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("PREFOPT_CACHE", Path.home() / ".cache" / "prefopt")) / "ref_logps"
 
 
-@torch.no_grad()
 def precompute_ref_logps(ref_model, features: list[dict], collator: ListCollator, *, batch_size: int = 16,
                          cache_dir: str | Path | None = None, disable_adapter: bool = False) -> list[dict]:
     """Return copies of ``features`` with ``"ref_logps"`` (K floats) added, read from or written to the cache."""
@@ -52,21 +49,8 @@ def precompute_ref_logps(ref_model, features: list[dict], collator: ListCollator
     if path.exists():
         cached = json.loads(path.read_text())
     else:
-        was_training = ref_model.training
-        ref_model.eval()
-        device = next(ref_model.parameters()).device
-        cached = []
-        ctx = adapter_off(ref_model) if disable_adapter else nullcontext()
-        with ctx:
-            for start in tqdm(range(0, len(features), batch_size), desc="reference log-probs"):
-                chunk = features[start:start + batch_size]
-                batch = collator(chunk)
-                per_token = response_token_logps(ref_model, *(batch[k].to(device) for k in
-                                                              ("input_ids", "attention_mask", "completion_mask")))
-                seq = (per_token * batch["completion_mask"][:, 1:].to(device)).sum(1).cpu()
-                grid = collator.to_lists(seq, batch)
-                cached.extend(row[: len(f["response_ids"])] for row, f in zip(grid.tolist(), chunk, strict=True))
-        ref_model.train(was_training)
+        with adapter_off(ref_model) if disable_adapter else nullcontext():
+            cached = feature_logps(ref_model, features, collator, batch_size=batch_size, desc="reference log-probs")
         cache_dir.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(cached))
