@@ -106,21 +106,6 @@ def test_permutation_invariance():
         assert_close(dno_loss(x), loss)
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-@pytest.mark.parametrize("sign", [1.0, -1.0])
-def test_extreme_margins_are_finite(dtype, sign):
-    """|h| = 1e4: β·h = ±1000, far past where a naive log(sigmoid(·)) underflows."""
-    policy = (sign * torch.tensor([[5e3, -5e3]])).to(dtype).requires_grad_(True)
-    x = PreferenceLogps(policy=policy, ref=torch.zeros(1, 2, dtype=dtype), scores=torch.tensor([[1.0, 0.0]]),
-                        weight=torch.tensor([0.75], dtype=dtype))
-    loss = dno_loss(x, beta=0.1)
-    assert loss.dtype == torch.float32
-    loss.sum().backward()
-    assert torch.isfinite(loss).all() and torch.isfinite(policy.grad).all()
-    # sign +1: −0.75·log σ(1000) − 0.25·log σ(−1000) ≈ 0.25·1000; sign −1: ≈ 0.75·1000
-    assert_close(loss, torch.tensor([250.0 if sign > 0 else 750.0]), rtol=1e-2, atol=0)
-
-
 def test_gradcheck_float64():
     policy = torch.tensor([[-1.0, -3.0, -2.0], [-2.0, -2.5, -0.5]], dtype=torch.float64, requires_grad=True)
     ref = torch.tensor([[-2.0, -2.0, -1.0], [-1.0, -3.0, -2.0]], dtype=torch.float64, requires_grad=True)

@@ -106,20 +106,6 @@ def test_column_order_does_not_matter():
     assert_close(osp_loss(swapped), osp_loss(x))
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-@pytest.mark.parametrize("sign", [1.0, -1.0])
-def test_extreme_margins_are_finite(dtype, sign):
-    """|h| = 1e4, β = 0.1: z = ±1000; p = 0.75 (exact in bf16) gives ≈ 0.25·1000 or 0.75·1000."""
-    policy = (sign * torch.tensor([[5e3, -5e3]])).to(dtype).requires_grad_(True)
-    x = PreferenceLogps(policy=policy, ref=torch.zeros(1, 2, dtype=dtype), scores=torch.tensor([[1.0, 0.0]]),
-                        weight=torch.tensor([0.75], dtype=dtype))
-    loss = osp_loss(x, beta=0.1)
-    assert loss.dtype == torch.float32
-    loss.sum().backward()
-    assert torch.isfinite(loss).all() and torch.isfinite(policy.grad).all()
-    assert_close(loss, torch.tensor([250.0 if sign > 0 else 750.0]), rtol=1e-2, atol=0)
-
-
 def test_gradcheck_float64():
     x = _batch(weight=torch.tensor([0.8, 0.3], dtype=torch.float64), dtype=torch.float64)
     policy, ref = x.policy.clone().requires_grad_(True), x.ref.clone().requires_grad_(True)

@@ -52,13 +52,25 @@ def test_at_initialisation_policy_equals_reference_so_dpo_is_log2(tmp_path):
     assert _first_loss(_trainer(tmp_path)).item() == pytest.approx(math.log(2), abs=1e-6)
 
 
-def test_lists_of_three_use_best_vs_worst_and_lipo_sees_all(tmp_path):
-    trainer = _trainer(tmp_path, loss="lipo")
-    batch = next(iter(trainer.get_train_dataloader()))
+def test_ragged_lists_land_in_their_slots_with_each_response_scored_alone(tmp_path):
+    """Lists of 3 and 2 responses in one batch: x.policy[b, k] is response k of list b's summed log-prob, computed
+    here one sequence at a time with a plain forward; the missing slot is masked; LiPO trains on the batch."""
+    records = [RECORDS[0], {**RECORDS[1], "responses": RECORDS[1]["responses"][:2], "scores": [1.0, 0.0]}]
+    tok, feats = _features(records)
+    trainer = _trainer(tmp_path, loss="lipo", features=feats)
+    batch = ListCollator(pad_token_id=0)(feats)
     x = trainer.preference_logps(trainer.model, batch)
-    assert x.policy.shape == (4, 3) and x.mask.all()
-    trainer.train()
-    assert trainer.state.log_history[-1]["train_loss"] > 0
+    assert x.mask.tolist() == [[True, True, True], [True, True, False]]
+    for b, f in enumerate(feats):
+        for k, response in enumerate(f["response_ids"]):
+            ids = torch.tensor([f["prompt_ids"] + response])
+            logits = trainer.model(input_ids=ids).logits[0, :-1].float()
+            alone = logits.log_softmax(-1).gather(1, ids[0, 1:, None]).squeeze(1)[-len(response):].sum()
+            torch.testing.assert_close(x.policy[b, k], alone, atol=1e-4, rtol=0)
+    loss = trainer.compute_loss(trainer.model, batch)
+    loss.backward()
+    assert torch.isfinite(loss) and any(p.grad is not None and p.grad.abs().sum() > 0
+                                        for p in trainer.model.parameters())
 
 
 def test_precomputed_reference_equals_live_reference_and_is_cached(tmp_path):
