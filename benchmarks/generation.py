@@ -3,7 +3,7 @@
     python -m benchmarks.generation                  # about half a minute on 2 CPU cores
     python -m benchmarks.generation --threads 1 2    # torch intra-op threads to compare (default: 1 and all)
 
-Prints responses/s and generated tokens/s (EOS included) of ``prefopt.data.generate.sample`` on the shipped base
+Prints responses/s and generated tokens/s (EOS included) of ``prefopt.rounds.generate.sample`` on the shipped base
 policy, sampling at temperature 1 with the world's ``MAX_NEW_TOKENS``: batched (the whole request split into
 batches of ``--batch``) and sequential (batch size 1, on fewer prompts so it stays short). Each figure is the best
 of ``--repeats`` runs after one warm-up run, which is the least disturbed by other processes on a shared machine.
@@ -22,7 +22,7 @@ import torch
 if os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
     sys.path.pop(0)
 
-from prefopt.data.generate import sample  # noqa: E402
+from prefopt.rounds.generate import sample  # noqa: E402
 from prefopt.world import tasks  # noqa: E402
 from prefopt.world.model import load_base_policy  # noqa: E402
 

@@ -111,10 +111,10 @@ def run_trl(args, queue):
 def _ours(args, precompute: bool):
     from transformers import TrainingArguments
 
+    from prefopt.data.features import tokenize_records
     from prefopt.data.records import normalize_rows
     from prefopt.trainer.collate import ListCollator
     from prefopt.trainer.core import PreferenceTrainer
-    from prefopt.trainer.prepare import tokenize_records
     from prefopt.trainer.reference import precompute_ref_logps
 
     model, tok = _model(args), _tokenizer(args.vocab)

@@ -27,9 +27,9 @@ if os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
     sys.path.pop(0)
 
 from losses import PreferenceLogps, dpo_loss  # noqa: E402
-from prefopt.data.generate import sample  # noqa: E402
+from prefopt.rounds.evaluate import evaluate_reward  # noqa: E402
+from prefopt.rounds.generate import sample  # noqa: E402
 from prefopt.world import tasks  # noqa: E402
-from prefopt.world.evaluate import evaluate_reward  # noqa: E402
 from prefopt.world.model import WorldConfig, load_base_policy  # noqa: E402
 from prefopt.world.warmup import DemoEncoder  # noqa: E402
 

@@ -11,23 +11,28 @@ import sys
 from pathlib import Path
 
 PAGE = Path(__file__).resolve().parent.parent / "docs" / "api.md"
-PUBLIC = {
-    "Losses (`losses`)": ["losses:PreferenceLogps", "losses:LossSpec", "losses:get_loss", "losses:dpo_loss",
-                          "losses:dno_loss", "losses:lipo_loss", "losses:d2o_loss", "losses:osp_loss",
-                          "losses:cream_loss", "losses:rrpo_loss"],
-    "Trainer (`prefopt.trainer`)": ["prefopt.trainer.core:PreferenceTrainer", "prefopt.trainer.collate:ListCollator",
-                                    "prefopt.trainer.prepare:tokenize_records",
-                                    "prefopt.trainer.reference:precompute_ref_logps",
-                                    "prefopt.trainer.logps:sequence_logps"],
-    "Data (`prefopt.data`)": ["prefopt.data.records:load_records", "prefopt.data.records:normalize_row",
-                              "prefopt.data.tokenize:tokenize_list", "prefopt.data.generate:sample",
-                              "prefopt.data.score:make_scorer", "prefopt.data.pairing:build",
-                              "prefopt.data.augment:reward_augment", "prefopt.data.segments:segment_ids",
-                              "prefopt.data.consistency:consistency"],
-    "CHES (`prefopt.ches`)": ["prefopt.ches:ches_scores", "prefopt.ches:apply_ches_filter"],
-    "Runs (`prefopt`)": ["prefopt.config:load_config", "prefopt.run:run", "prefopt.world:load_base_policy",
-                         "prefopt.world:evaluate_reward"],
-}
+
+
+def public() -> dict[str, list[str]]:
+    """The documented objects, by section; the losses come from the registry, never a hand-written list."""
+    from losses import LOSSES
+
+    loss_fns = [f"{spec.fn.__module__}:{spec.fn.__name__}" for spec in LOSSES.values()]
+    return {
+        "Losses (`losses`)": ["losses:PreferenceLogps", "losses:LossSpec", "losses:get_loss", *loss_fns],
+        "Trainer (`prefopt.trainer`)": ["prefopt.trainer:PreferenceTrainer", "prefopt.trainer:ListCollator",
+                                        "prefopt.trainer:precompute_ref_logps", "prefopt.trainer:sequence_logps"],
+        "Data (`prefopt.data`)": ["prefopt.data.records:load_records", "prefopt.data.records:normalize_row",
+                                  "prefopt.data.tokenize:tokenize_list", "prefopt.data.features:tokenize_records",
+                                  "prefopt.data.segments:segment_ids"],
+        "Round pipeline (`prefopt.rounds`)": [
+            "prefopt.rounds.generate:sample", "prefopt.rounds.scorers:make_scorer", "prefopt.rounds.pairing:build",
+            "prefopt.rounds.weighting:apply_weighting", "prefopt.rounds.augment:reward_augment",
+            "prefopt.rounds.consistency:consistency", "prefopt.rounds.build:build_round_data",
+            "prefopt.rounds.evaluate:evaluate_reward"],
+        "CHES (`prefopt.ches`)": ["prefopt.ches:ches_scores", "prefopt.ches:apply_ches_filter"],
+        "Runs (`prefopt`)": ["prefopt.config:load_config", "prefopt.run:run", "prefopt.world:load_base_policy"],
+    }
 
 
 def _entry(path: str) -> str:
@@ -43,7 +48,7 @@ def _entry(path: str) -> str:
 
 def render() -> str:
     parts = ["# API\n\nGenerated from the docstrings by `python -m prefopt.apidoc`; do not edit by hand.\n"]
-    for title, paths in PUBLIC.items():
+    for title, paths in public().items():
         parts.append(f"## {title}\n")
         parts.extend(_entry(p) for p in paths)
     return "\n".join(parts)

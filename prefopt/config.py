@@ -47,7 +47,7 @@ class GenerationConfig:
 
 @dataclass
 class PairingConfig:
-    rule: str = "best_vs_worst"  # a key of prefopt.data.pairing.RULES
+    rule: str = "best_vs_worst"  # a key of prefopt.rounds.pairing.RULES
     options: dict[str, Any] = field(default_factory=dict)
     replay: list[float] = field(default_factory=list)  # DNO: shares of rounds t−1, t−2, ... mixed in, e.g. [0.3, 0.15]
 
@@ -102,7 +102,7 @@ class RunConfig:
     model: str | None = None  # HF id or local path; None = the tiny embedded world
     tokenizer: str | None = None
     reward: str | None = None  # "module:function" (prompt, response) -> float; world default when model is None
-    scorer: Any = None  # a prefopt.data.score.make_scorer spec; default: the reward function
+    scorer: Any = None  # a prefopt.rounds.scoring.make_scorer spec; default: the reward function
     data: DataConfig = field(default_factory=DataConfig)
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     pairing: PairingConfig = field(default_factory=PairingConfig)

@@ -19,10 +19,9 @@ from transformers import AutoModelForCausalLM, TrainingArguments, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
 from losses import get_loss
-from prefopt.build_data import RoundData, build_round_data
 from prefopt.config import loss_kwargs
+from prefopt.data.features import tokenize_records
 from prefopt.data.records import load_records
-from prefopt.evaluation import RewardEval
 from prefopt.modeling import load_policy, wrap_peft
 from prefopt.outputs import (
     MetricsJsonl,
@@ -33,12 +32,13 @@ from prefopt.outputs import (
     save_config,
     write_summary,
 )
+from prefopt.rounds.build import RoundData, build_round_data
+from prefopt.rounds.evaluate import RewardEval
+from prefopt.rounds.weighting import RoundContext
 from prefopt.trainer.collate import ListCollator
 from prefopt.trainer.core import PreferenceTrainer
 from prefopt.trainer.logps import frozen_copy
-from prefopt.trainer.prepare import tokenize_records
 from prefopt.trainer.reference import precompute_ref_logps
-from prefopt.weighting import RoundContext
 
 
 def training_arguments(cfg: DictConfig, out: Path) -> TrainingArguments:

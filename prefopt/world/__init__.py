@@ -2,7 +2,7 @@
 
 Every recipe runs here when no model or data is given. Imports are lazy (transformers is heavy):
 
-    from prefopt.world import load_base_policy, make_prompts, reward, evaluate_reward, MAX_NEW_TOKENS
+    from prefopt.world import load_base_policy, make_prompts, reward, MAX_NEW_TOKENS
 
 The base policy (134k parameters, shipped in ``assets/``) answers ``sort 52813`` / ``rev kdmq`` / ``next abyz``
 and, about half the time, says its answer twice; its sampled reward is about 0.58. DPO on best-vs-worst pairs of
@@ -25,7 +25,6 @@ _EXPORTS = {
     "make_prompts": "prefopt.world.tasks",
     "reward": "prefopt.world.tasks",
     "MAX_NEW_TOKENS": "prefopt.world.tasks",
-    "evaluate_reward": "prefopt.world.evaluate",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -11,9 +11,9 @@ from peft import LoraConfig, get_peft_model
 from transformers import TrainingArguments
 
 from losses import LOSSES, LossSpec, PreferenceLogps, dpo_loss
+from prefopt.data.features import tokenize_records
 from prefopt.trainer.collate import ListCollator
 from prefopt.trainer.core import PreferenceTrainer
-from prefopt.trainer.prepare import tokenize_records
 from prefopt.trainer.reference import precompute_ref_logps
 from tests.conftest import make_model, make_tokenizer
 

@@ -9,10 +9,10 @@ from datasets import Dataset
 from transformers import TrainingArguments
 from trl import DPOConfig, DPOTrainer
 
+from prefopt.data.features import tokenize_records
 from prefopt.data.records import normalize_rows
 from prefopt.trainer.collate import ListCollator
 from prefopt.trainer.core import PreferenceTrainer
-from prefopt.trainer.prepare import tokenize_records
 from tests.conftest import make_model, make_tokenizer
 
 PAIRS = [

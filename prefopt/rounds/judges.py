@@ -2,10 +2,9 @@
 
     PairwiseJudgeScorer(judge_fn)      DNO's preference oracle: judge_fn(prompt, a, b) = P(a ≻ b) → win rates
     LLMJudge(model, tokenizer)         a judge_fn read off a causal LM's next-token distribution ("A" vs "B")
-    SelfPreferenceJudge(policy, tok)   OSP: the policy judges its own samples (an LLMJudge on the policy)
     ImplicitRewardScorer(policy, ref)  CREAM: log πθ(y|x) − log πref(y|x); length-normalised log πθ at round 0
 
-Every judge sees plain text (``prompt_text``/``response_text`` of ``prefopt.data.score``). All are ``Scorer``s.
+Every judge sees plain text (``prompt_text``/``response_text`` of ``prefopt.rounds.scoring``). All are ``Scorer``s.
 """
 
 from __future__ import annotations
@@ -15,7 +14,8 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from prefopt.data.score import ScoringError, check_lists, prompt_text, response_text
+from prefopt.rounds.scoring import ScoringError, check_lists, prompt_text, response_text
+from prefopt.trainer import ListCollator, feature_logps, list_features
 
 JudgeFn = Callable[[str, str, str], float]
 
@@ -66,7 +66,7 @@ class PairwiseJudgeScorer:
     Every unordered pair is judged in both presentation orders and averaged (``debiased_matrix``), so the K·(K−1)
     calls of a list remove the judge's position bias. With ``gold`` (one reference response per prompt) the gold
     response joins the comparison as one more opponent; its own win rate is not returned (append it to the list
-    with ``prefopt.data.pairing.with_gold`` to score it as a candidate).
+    with ``prefopt.rounds.pairing.with_gold`` to score it as a candidate).
     """
 
     def __init__(self, judge_fn: JudgeFn):
@@ -198,19 +198,6 @@ class LLMJudge:
         return self.batch([(prompt, a, b)])[0]
 
 
-class SelfPreferenceJudge(LLMJudge):
-    """The policy as its own pairwise judge (OSP's self-preferring).
-
-    Paper: Zhai et al. (2024), "Online Self-Preferring Language Models", arXiv 2405.14103: the policy samples K
-    responses and judges them itself; the self-judged preference probabilities rank the samples and give each
-    pair a preference strength. Wrap it in ``PairwiseJudgeScorer`` for win rates, or read
-    ``PairwiseJudgeScorer.matrices`` for the pairwise strengths.
-    """
-
-    def __init__(self, policy, tokenizer, **kwargs):
-        super().__init__(policy, tokenizer, **kwargs)
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # implicit reward
 
@@ -232,10 +219,6 @@ class ImplicitRewardScorer:
         self.policy, self.ref, self.tokenizer, self.batch_size = policy, ref, tokenizer, batch_size
 
     def __call__(self, prompts: list, lists: list[list]) -> list[list[float]]:
-        # the trainer package is heavy; import on use
-        from prefopt.trainer.collate import ListCollator
-        from prefopt.trainer.logps import feature_logps, list_features
-
         check_lists(prompts, lists, "implicit reward")
         features = list_features(self.tokenizer, prompts, lists)  # tokenized once for both models
         tok = self.tokenizer

@@ -8,7 +8,7 @@ import importlib.util
 import pytest
 import torch
 
-from prefopt.data.generate import VLLM_MISSING, sample
+from prefopt.rounds.generate import VLLM_MISSING, sample
 from prefopt.world.model import WorldConfig, build_model
 from prefopt.world.tokenizer import build_tokenizer
 

@@ -1,6 +1,6 @@
 """Sampling K responses per prompt: the generation backend of evaluation, self-generated data and rounds.
 
-    from prefopt.data.generate import sample
+    from prefopt.rounds.generate import sample
     responses = sample(model, tokenizer, ["sort 3142", "rev abc"], k=4, max_new_tokens=10)  # [[4 str], [4 str]]
 
 Backends behind one interface:

@@ -7,7 +7,7 @@ import math
 import pytest
 from torch.testing import assert_close
 
-from prefopt.world.evaluate import Z95, evaluate_reward, mean_ci95
+from prefopt.rounds.evaluate import Z95, evaluate_reward, mean_ci95
 from prefopt.world.model import WorldConfig, build_model
 from prefopt.world.tokenizer import build_tokenizer
 

@@ -8,7 +8,7 @@ text helpers every scorer shares, the two external scorers and the factory that 
     RewardModelScorer("path/to/rm")                    AutoModelForSequenceClassification with one label
     make_scorer({"type": "reward_model", "path": ...})  the same, from a recipe
 
-The judges (DNO's pairwise preference oracle, the policy as its own judge) live in ``prefopt.data.judge``.
+The judges (DNO's pairwise preference oracle, the policy as its own judge) live in ``prefopt.rounds.judges``.
 ``score_records`` writes a scorer's output into records' ``scores``.
 """
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 import importlib
 import math
 import numbers
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 import torch
@@ -209,99 +209,3 @@ class RewardModelScorer:
         for (i, k, _, _), v in zip(flat, values, strict=True):
             out[i].append(check_score(v, i, k, "reward model"))
         return out
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# factory
-
-
-def _reward_fn(spec: dict, ctx: dict) -> Scorer:
-    return RewardFnScorer(spec.pop("fn"), **spec)
-
-
-def _reward_model(spec: dict, ctx: dict) -> Scorer:
-    return RewardModelScorer(spec.pop("path"), spec.pop("tokenizer", None), **spec)
-
-
-def _llm_judge(spec: dict, ctx: dict) -> Scorer:
-    from prefopt.data.judge import LLMJudge, PairwiseJudgeScorer
-
-    model = spec.pop("model")
-    tokenizer = spec.pop("tokenizer", None)
-    if model == "policy":
-        model, tokenizer = ctx["policy"], tokenizer or ctx["tokenizer"]
-    elif isinstance(model, str):
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        tokenizer = tokenizer or AutoTokenizer.from_pretrained(model)
-        model = AutoModelForCausalLM.from_pretrained(model)
-    return PairwiseJudgeScorer(LLMJudge(model, tokenizer, **spec))
-
-
-def _pairwise_judge(spec: dict, ctx: dict) -> Scorer:
-    """A judge given as an import path, ``fn(prompt, a, b) -> P(a ≻ b)`` (a rule, an API client, a stand-in)."""
-    from prefopt.data.judge import PairwiseJudgeScorer
-
-    return PairwiseJudgeScorer(resolve_import_path(spec.pop("fn")), **spec)
-
-
-def _self_preference(spec: dict, ctx: dict) -> Scorer:
-    from prefopt.data.judge import PairwiseJudgeScorer, SelfPreferenceJudge
-
-    return PairwiseJudgeScorer(SelfPreferenceJudge(ctx["policy"], ctx["tokenizer"], **spec))
-
-
-def _implicit_reward(spec: dict, ctx: dict) -> Scorer:
-    from prefopt.data.judge import ImplicitRewardScorer
-
-    return ImplicitRewardScorer(ctx["policy"], ctx["ref"], ctx["tokenizer"], **spec)
-
-
-# type → (builder, required spec keys, required context objects)
-SCORERS: dict[str, tuple[Callable[[dict, dict], Scorer], tuple[str, ...], tuple[str, ...]]] = {
-    "reward_fn": (_reward_fn, ("fn",), ()),
-    "reward_model": (_reward_model, ("path",), ()),
-    "llm_judge": (_llm_judge, ("model",), ()),
-    "pairwise_judge": (_pairwise_judge, ("fn",), ()),
-    "self_preference": (_self_preference, (), ("policy", "tokenizer")),
-    "implicit_reward": (_implicit_reward, (), ("policy", "tokenizer")),
-}
-
-
-def make_scorer(spec, *, policy=None, ref=None, tokenizer=None) -> Scorer:
-    """Build a scorer from a recipe entry.
-
-    Args:
-        spec: ``"pkg.module:function"`` (a reward function); a type name alone (``"implicit_reward"``,
-            ``"self_preference"``); a mapping ``{"type": NAME, ...options}`` with NAME one of ``SCORERS``
-            (``reward_fn``: ``fn``; ``reward_model``: ``path``, ``batch_size``, ``max_length``; ``llm_judge``:
-            ``model`` (a path, or ``"policy"``), ``template``, ``labels``, ``batch_size``); or a scorer
-            object, returned as is.
-        policy, ref, tokenizer: the live models the self-judging scorers use (``ref=None``: round 0, no
-            reference yet, CREAM's length-normalised likelihood).
-    """
-    if callable(spec) and not isinstance(spec, (str, Mapping)):
-        return spec
-    if isinstance(spec, str):
-        spec = {"type": "reward_fn", "fn": spec} if ":" in spec else {"type": spec}
-    if not isinstance(spec, Mapping):
-        raise TypeError(f"scorer spec must be a string, a mapping or a scorer, got {type(spec).__name__}")
-    spec = dict(spec)
-    kind = spec.pop("type", None)
-    valid = ", ".join(sorted(SCORERS))
-    if kind not in SCORERS:
-        raise ValueError(f"unknown scorer type {kind!r}; valid types: {valid} (or 'pkg.module:function')")
-    builder, keys, needs = SCORERS[kind]
-    missing = [k for k in keys if k not in spec]
-    if missing:
-        raise ValueError(f"scorer type {kind!r} needs option(s) {', '.join(missing)}")
-    ctx = {"policy": policy, "ref": ref, "tokenizer": tokenizer}
-    absent = [n for n in needs if ctx[n] is None]
-    if absent:
-        raise ValueError(f"scorer type {kind!r} needs the live {' and '.join(absent)} (pass them to make_scorer)")
-    try:
-        return builder(spec, ctx)
-    except TypeError as err:
-        if "unexpected keyword" not in str(err):
-            raise
-        raise ValueError(f"scorer type {kind!r}: unknown option among {sorted(spec)} ({err})") from err

@@ -10,12 +10,12 @@ import pytest
 import torch
 from transformers import AutoModelForSequenceClassification, LlamaConfig
 
-from prefopt.data.score import (
+from prefopt.rounds.scorers import make_scorer
+from prefopt.rounds.scoring import (
     RewardFnScorer,
     RewardModelScorer,
     Scorer,
     ScoringError,
-    make_scorer,
     resolve_import_path,
     score_records,
 )
@@ -189,13 +189,14 @@ def test_make_scorer_errors_list_valid_types_and_missing_pieces(rewards_module):
 
 
 def test_make_scorer_builds_self_judges(tiny_model, chat_tokenizer):
-    from prefopt.data.judge import ImplicitRewardScorer, PairwiseJudgeScorer, SelfPreferenceJudge
+    from prefopt.rounds.judges import ImplicitRewardScorer, LLMJudge, PairwiseJudgeScorer
 
     implicit = make_scorer("implicit_reward", policy=tiny_model, tokenizer=chat_tokenizer)
     assert isinstance(implicit, ImplicitRewardScorer) and implicit.ref is None
     judge = make_scorer({"type": "self_preference", "labels": ["1", "2"]}, policy=tiny_model,
                         tokenizer=chat_tokenizer)
-    assert isinstance(judge, PairwiseJudgeScorer) and isinstance(judge.judge, SelfPreferenceJudge)
+    assert isinstance(judge, PairwiseJudgeScorer) and isinstance(judge.judge, LLMJudge)
+    assert judge.judge.model is tiny_model
     scores = judge(["add 1 2"], [["3", "4", "5"]])
     assert math.isclose(sum(scores[0]), 1.5, abs_tol=1e-6)  # win rates of K responses sum to K/2
     llm = make_scorer({"type": "llm_judge", "model": "policy", "labels": ["1", "2"]}, policy=tiny_model,

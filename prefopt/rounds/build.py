@@ -16,12 +16,13 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from losses import get_loss
-from prefopt.data import pairing
+from prefopt.data.features import tokenize_records
 from prefopt.data.records import load_prompts, load_records, normalize_rows
-from prefopt.data.score import make_scorer, score_records
-from prefopt.evaluation import as_chat, reward_spec
-from prefopt.trainer.prepare import tokenize_records
-from prefopt.weighting import RoundContext, apply_weighting
+from prefopt.rounds import pairing
+from prefopt.rounds.evaluate import as_chat, reward_spec
+from prefopt.rounds.scorers import make_scorer
+from prefopt.rounds.scoring import score_records
+from prefopt.rounds.weighting import RoundContext, apply_weighting
 
 
 @dataclass
@@ -41,7 +42,7 @@ def _container(node) -> Any:
 
 
 def _sample(cfg: DictConfig, policy, tokenizer, prompts: list, index: int) -> list[list[str]]:
-    from prefopt.data.generate import sample
+    from prefopt.rounds.generate import sample
 
     g = cfg.generation
     return sample(policy, tokenizer, prompts, k=g.k, max_new_tokens=g.max_new_tokens, temperature=g.temperature,
@@ -129,7 +130,7 @@ def _replay(cfg: DictConfig, records: list[dict], index: int, round_dir: Path, r
 
 def _transforms(cfg: DictConfig, records: list[dict], ctx: RoundContext, round_dir: Path, report: dict) -> list:
     if cfg.augment:
-        from prefopt.data.augment import reward_augment
+        from prefopt.rounds.augment import reward_augment
 
         options = dict(_container(cfg.augment))
         if "source_scale" in options:

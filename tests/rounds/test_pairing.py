@@ -6,7 +6,8 @@ import copy
 
 import pytest
 
-from prefopt.data.pairing import (
+from prefopt.data.records import PreferenceDataError
+from prefopt.rounds.pairing import (
     RULES,
     all_pairs,
     best_vs_worst,
@@ -19,7 +20,6 @@ from prefopt.data.pairing import (
     strength_pairs,
     with_gold,
 )
-from prefopt.data.records import PreferenceDataError
 
 
 def rec(scores, prompt="p", meta=None, segments=None, weight=None):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from prefopt.data.augment import (
+from prefopt.data.records import PreferenceDataError, normalize_rows
+from prefopt.rounds.augment import (
     GOAL_TEMPLATE,
     condition_on_top_score,
     goal_text,
@@ -12,7 +13,6 @@ from prefopt.data.augment import (
     reward_augment,
     supports_system_role,
 )
-from prefopt.data.records import PreferenceDataError, normalize_rows
 from tests.conftest import make_tokenizer
 
 GOAL_8 = ("You are an assistant that generates responses for the instruction while implicitly achieving the following "

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-import prefopt.data.generate as generate
+import prefopt.rounds.generate as generate
 import prefopt.run as run_module
 from prefopt.train import main
 
@@ -21,7 +21,8 @@ def rounds_run(tmp_path, model_dir):
     prompts = tmp_path / "prompts.jsonl"
     prompts.write_text("".join(json.dumps({"prompt": f"sort {a}{b}{c}"}) + "\n"
                                for a, b, c in ["321", "987", "514", "260", "873", "419", "752", "638"]))
-    return [f"model={model_dir}", f"data.prompts={prompts}", "data.n_prompts=4", "reward=tests.test_rounds:digit_count",
+    return [f"model={model_dir}", f"data.prompts={prompts}", "data.n_prompts=4",
+            "reward=tests.rounds.test_rounds:digit_count",
             "rounds=2", "generation.k=3", "generation.max_new_tokens=4", "train.max_steps=2",
             "train.per_device_batch_size=2", "train.logging_steps=1", "pairing.rule=all_pairs",
             "pairing.replay=[0.5]", f"output_dir={tmp_path / 'run'}"]

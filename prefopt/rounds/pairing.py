@@ -207,7 +207,7 @@ def with_gold(records: list[dict], golds: Sequence, *, score: float = 0.0) -> li
 
     DNO compares the policy's samples with a strong model's answer; appended before scoring, the gold response is
     judged like any sample and can become the positive (with ``dno_pairs``' own ``margin``). Its score is a
-    placeholder (``score``) until a scorer rewrites the list's scores (``prefopt.data.score.score_records``).
+    placeholder (``score``) until a scorer rewrites the list's scores (``prefopt.rounds.scoring.score_records``).
     """
     if len(golds) != len(records):
         raise PreferenceDataError(f"with_gold: {len(golds)} gold responses for {len(records)} records")

@@ -8,8 +8,8 @@ import random
 import numpy as np
 import pytest
 
-from prefopt.data.consistency import consistency, kendall_tau, with_consistency
 from prefopt.data.records import PreferenceDataError
+from prefopt.rounds.consistency import consistency, kendall_tau, with_consistency
 
 
 def brute_tau(x, y, variant="b"):

@@ -6,15 +6,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from prefopt.data.judge import (
+from prefopt.data.tokenize import tokenize_list
+from prefopt.rounds.judges import (
     ImplicitRewardScorer,
     LLMJudge,
     PairwiseJudgeScorer,
-    SelfPreferenceJudge,
     debiased_matrix,
 )
-from prefopt.data.score import ScoringError
-from prefopt.data.tokenize import tokenize_list
+from prefopt.rounds.scoring import ScoringError
 from tests.conftest import make_model
 
 # p(a, b) as the stub judge reports it, presentation order included
@@ -129,7 +128,7 @@ def test_llm_judge_refuses_labels_that_share_a_token(tiny_model, tokenizer):
 
 
 def test_self_preference_judge_is_the_policy_judging(tiny_model, chat_tokenizer):
-    own = PairwiseJudgeScorer(SelfPreferenceJudge(tiny_model, chat_tokenizer, labels=("1", "2")))
+    own = PairwiseJudgeScorer(LLMJudge(tiny_model, chat_tokenizer, labels=("1", "2")))
     same = PairwiseJudgeScorer(LLMJudge(tiny_model, chat_tokenizer, labels=("1", "2")))
     lists = [["3", "4", "five"]]
     assert own(["add 1 2"], lists) == same(["add 1 2"], lists)

@@ -11,8 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from prefopt.data.consistency import with_consistency
-from prefopt.data.score import make_scorer
+from prefopt.rounds.consistency import with_consistency
+from prefopt.rounds.scorers import make_scorer
 
 
 @dataclass

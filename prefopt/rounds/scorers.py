@@ -1,0 +1,105 @@
+"""The scorer factory: any scorer of the round pipeline built from a recipe entry (``scorer: ...``).
+
+    make_scorer("prefopt.world.tasks:reward")                  a reward function (prompt: str, response: str)
+    make_scorer({"type": "reward_model", "path": "my/rm"})      a sequence-classification reward model
+    make_scorer("implicit_reward", policy=π, ref=π_ref, ...)    CREAM's self-reward
+
+Each type is one entry of ``SCORERS``: (builder, required options, required live objects); nothing dispatches on
+a type name elsewhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from prefopt.rounds.judges import ImplicitRewardScorer, LLMJudge, PairwiseJudgeScorer
+from prefopt.rounds.scoring import RewardFnScorer, RewardModelScorer, Scorer, resolve_import_path
+
+
+def _reward_fn(spec: dict, ctx: dict) -> Scorer:
+    return RewardFnScorer(spec.pop("fn"), **spec)
+
+
+def _reward_model(spec: dict, ctx: dict) -> Scorer:
+    return RewardModelScorer(spec.pop("path"), spec.pop("tokenizer", None), **spec)
+
+
+def _llm_judge(spec: dict, ctx: dict) -> Scorer:
+
+    model = spec.pop("model")
+    tokenizer = spec.pop("tokenizer", None)
+    if model == "policy":
+        model, tokenizer = ctx["policy"], tokenizer or ctx["tokenizer"]
+    elif isinstance(model, str):
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        tokenizer = tokenizer or AutoTokenizer.from_pretrained(model)
+        model = AutoModelForCausalLM.from_pretrained(model)
+    return PairwiseJudgeScorer(LLMJudge(model, tokenizer, **spec))
+
+
+def _pairwise_judge(spec: dict, ctx: dict) -> Scorer:
+    """A judge given as an import path, ``fn(prompt, a, b) -> P(a ≻ b)`` (a rule, an API client, a stand-in)."""
+
+    return PairwiseJudgeScorer(resolve_import_path(spec.pop("fn")), **spec)
+
+
+def _self_preference(spec: dict, ctx: dict) -> Scorer:
+    """OSP's self-preferring: the policy is its own pairwise judge (Zhai et al., 2024, arXiv 2405.14103)."""
+
+    return PairwiseJudgeScorer(LLMJudge(ctx["policy"], ctx["tokenizer"], **spec))
+
+
+def _implicit_reward(spec: dict, ctx: dict) -> Scorer:
+
+    return ImplicitRewardScorer(ctx["policy"], ctx["ref"], ctx["tokenizer"], **spec)
+
+
+# type → (builder, required spec keys, required context objects)
+SCORERS: dict[str, tuple[Callable[[dict, dict], Scorer], tuple[str, ...], tuple[str, ...]]] = {
+    "reward_fn": (_reward_fn, ("fn",), ()),
+    "reward_model": (_reward_model, ("path",), ()),
+    "llm_judge": (_llm_judge, ("model",), ()),
+    "pairwise_judge": (_pairwise_judge, ("fn",), ()),
+    "self_preference": (_self_preference, (), ("policy", "tokenizer")),
+    "implicit_reward": (_implicit_reward, (), ("policy", "tokenizer")),
+}
+
+
+def make_scorer(spec, *, policy=None, ref=None, tokenizer=None) -> Scorer:
+    """Build a scorer from a recipe entry.
+
+    Args:
+        spec: ``"pkg.module:function"`` (a reward function); a type name alone (``"implicit_reward"``,
+            ``"self_preference"``); a mapping ``{"type": NAME, ...options}`` with NAME one of ``SCORERS``
+            (``reward_fn``: ``fn``; ``reward_model``: ``path``, ``batch_size``, ``max_length``; ``llm_judge``:
+            ``model`` (a path, or ``"policy"``), ``template``, ``labels``, ``batch_size``); or a scorer
+            object, returned as is.
+        policy, ref, tokenizer: the live models the self-judging scorers use (``ref=None``: round 0, no
+            reference yet, CREAM's length-normalised likelihood).
+    """
+    if callable(spec) and not isinstance(spec, (str, Mapping)):
+        return spec
+    if isinstance(spec, str):
+        spec = {"type": "reward_fn", "fn": spec} if ":" in spec else {"type": spec}
+    if not isinstance(spec, Mapping):
+        raise TypeError(f"scorer spec must be a string, a mapping or a scorer, got {type(spec).__name__}")
+    spec = dict(spec)
+    kind = spec.pop("type", None)
+    valid = ", ".join(sorted(SCORERS))
+    if kind not in SCORERS:
+        raise ValueError(f"unknown scorer type {kind!r}; valid types: {valid} (or 'pkg.module:function')")
+    builder, keys, needs = SCORERS[kind]
+    missing = [k for k in keys if k not in spec]
+    if missing:
+        raise ValueError(f"scorer type {kind!r} needs option(s) {', '.join(missing)}")
+    ctx = {"policy": policy, "ref": ref, "tokenizer": tokenizer}
+    absent = [n for n in needs if ctx[n] is None]
+    if absent:
+        raise ValueError(f"scorer type {kind!r} needs the live {' and '.join(absent)} (pass them to make_scorer)")
+    try:
+        return builder(spec, ctx)
+    except TypeError as err:
+        if "unexpected keyword" not in str(err):
+            raise
+        raise ValueError(f"scorer type {kind!r}: unknown option among {sorted(spec)} ({err})") from err
