@@ -94,6 +94,7 @@ class EvalSettings:
     n_prompts: int = 256
     samples_per_prompt: int = 4
     temperature: float = 1.0
+    holdout_fraction: float = 0.1  # custom reward, no eval_prompts: this share of your prompts is held out for eval
 
 
 @dataclass

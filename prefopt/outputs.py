@@ -1,4 +1,4 @@
-"""The run folder: resolved config, metrics.jsonl, PNG plots, summary.json (reward before/after, speed, memory).
+"""What a run reports: metrics.jsonl rows, PNG plots, summary.json (reward before/after, speed, memory).
 
 Key names in summary.json are read by other tools (the zoo table): keep them.
 """
@@ -7,35 +7,16 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import resource
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
 from transformers import TrainerCallback
 
+from prefopt.run_folder import RunFolder, write_text_atomic
+
 PLOTTED = ("loss", "rewards/margins", "rewards/accuracies", "reward")
-
-
-def prepare_output_dir(path: str | Path, *, overwrite: bool, resume: bool) -> Path:
-    """Refuse to write into a non-empty folder unless asked: nothing the user had is overwritten silently."""
-    path = Path(path)
-    if path.exists() and any(path.iterdir()):
-        if not (overwrite or resume):
-            raise FileExistsError(f"output_dir {path} is not empty; pass overwrite=true to replace its contents "
-                                  "or resume=true to continue the run in it")
-        if overwrite and not resume:  # a fresh run: an old round's DONE marker must not be taken as this run's
-            for child in path.iterdir():
-                shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def save_config(cfg: DictConfig, out: Path) -> None:
-    (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
 
 
 class MetricsJsonl(TrainerCallback):
@@ -61,10 +42,6 @@ def peak_memory_mb() -> float:
     return rss / 2**20 if sys.platform == "darwin" else rss / 2**10
 
 
-def read_metrics(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
-
-
 def plot_curves(out: Path, rounds_reward: list[dict[str, Any]] | None = None) -> list[str]:
     """One PNG per curve in PLOTTED that the run logged (x: cumulative step across rounds)."""
     import matplotlib
@@ -72,7 +49,7 @@ def plot_curves(out: Path, rounds_reward: list[dict[str, Any]] | None = None) ->
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [r for r in read_metrics(out / "metrics.jsonl") if "loss" in r or "rewards/margins" in r]
+    rows = [r for r in RunFolder(out).read_metrics() if "loss" in r or "rewards/margins" in r]
     written = []
     offset, last_round, last_step, xs_all = 0, 0, 0, []
     for r in rows:  # steps restart at each round: lay rounds end to end
@@ -109,9 +86,7 @@ def plot_curves(out: Path, rounds_reward: list[dict[str, Any]] | None = None) ->
 
 def write_summary(out: Path, summary: dict[str, Any]) -> None:
     clean = json.loads(json.dumps(summary, default=_jsonable))
-    tmp = out / "summary.json.tmp"
-    tmp.write_text(json.dumps(clean, indent=2) + "\n")
-    os.replace(tmp, out / "summary.json")
+    write_text_atomic(out / "summary.json", json.dumps(clean, indent=2) + "\n")
 
 
 def _jsonable(value: Any) -> Any:

@@ -14,31 +14,25 @@ from typing import Any
 
 import torch
 from accelerate import PartialState
-from omegaconf import DictConfig
-from transformers import AutoModelForCausalLM, TrainingArguments, set_seed
-from transformers.trainer_utils import get_last_checkpoint
+from omegaconf import DictConfig, OmegaConf
+from transformers import AutoModelForCausalLM, TrainerCallback, TrainingArguments, set_seed
 
 from losses import get_loss
 from prefopt.config import loss_kwargs
 from prefopt.data.features import tokenize_records
 from prefopt.data.records import load_records
 from prefopt.modeling import load_policy, wrap_peft
-from prefopt.outputs import (
-    MetricsJsonl,
-    format_reward,
-    peak_memory_mb,
-    plot_curves,
-    prepare_output_dir,
-    save_config,
-    write_summary,
-)
+from prefopt.outputs import MetricsJsonl, format_reward, peak_memory_mb, plot_curves, write_summary
 from prefopt.rounds.build import RoundData, build_round_data
 from prefopt.rounds.evaluate import RewardEval
 from prefopt.rounds.weighting import RoundContext
+from prefopt.run_folder import RoundPaths, RunFolder, save_folder_atomic
 from prefopt.trainer.collate import ListCollator
 from prefopt.trainer.core import PreferenceTrainer
 from prefopt.trainer.logps import frozen_copy
 from prefopt.trainer.reference import precompute_ref_logps
+from prefopt.trainer.safety import NonFiniteError, last_usable_checkpoint, model_is_finite
+from prefopt.validate import RunConfigError, check_run, output_dir
 
 
 def training_arguments(cfg: DictConfig, out: Path) -> TrainingArguments:
@@ -80,18 +74,47 @@ def _eval_features(cfg: DictConfig, tokenizer) -> list[dict] | None:
                             truncation_mode=cfg.data.truncation_mode)[0]
 
 
-def train_round(cfg: DictConfig, policy, tokenizer, data: RoundData, round_dir: Path, index: int, out: Path,
-                eval_features: list[dict] | None = None):
+PROGRESS_FILE = "prefopt_progress.json"  # tokens and seconds trained so far, saved beside each checkpoint
+
+
+class _Progress(TrainerCallback):
+    """Writes the round's tokens and seconds so far into each checkpoint, so a resumed round reports its whole
+    cost, not only the part after the resume."""
+
+    def __init__(self, trainer_ref: list, seconds_before: float):
+        self.trainer_ref, self.start, self.before = trainer_ref, time.perf_counter(), seconds_before
+
+    def seconds(self) -> float:
+        return self.before + time.perf_counter() - self.start
+
+    def on_save(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            if folder.exists():
+                (folder / PROGRESS_FILE).write_text(json.dumps({"tokens": self.trainer_ref[0].total_tokens,
+                                                                "seconds": self.seconds()}))
+
+
+def train_round(cfg: DictConfig, policy, tokenizer, data: RoundData, paths: RoundPaths, index: int,
+                folder: RunFolder, eval_features: list[dict] | None = None):
     collator = ListCollator(pad_token_id=tokenizer.pad_token_id, max_length=cfg.data.max_length,
                             truncation_mode=cfg.data.truncation_mode)
     ref_model, features = _reference(cfg, policy, data.features, collator)
-    trainer = PreferenceTrainer(policy, training_arguments(cfg, round_dir / "checkpoints"), loss=cfg.loss.name,
+    last = last_usable_checkpoint(paths.checkpoints) if cfg.resume else None  # skips half-written and NaN ones
+    done = json.loads((last / PROGRESS_FILE).read_text()) if last and (last / PROGRESS_FILE).exists() else {}
+    ref: list = []
+    progress = _Progress(ref, done.get("seconds", 0.0))
+    if cfg.resume and PartialState().is_main_process:  # rows logged after the checkpoint will be logged again
+        folder.trim_metrics(index, int(last.name.split("-")[1]) if last else 0)
+    trainer = PreferenceTrainer(policy, training_arguments(cfg, paths.checkpoints), loss=cfg.loss.name,
                                 loss_kwargs=loss_kwargs(cfg), ref_model=ref_model, collator=collator,
-                                train_dataset=features, eval_dataset=eval_features,
-                                processing_class=tokenizer, callbacks=[MetricsJsonl(out / "metrics.jsonl", index)])
-    last = get_last_checkpoint(str(round_dir / "checkpoints")) if (round_dir / "checkpoints").exists() else None
-    result = trainer.train(resume_from_checkpoint=last if cfg.resume else None)
-    record = {"round": index, "steps": result.global_step, "train_loss": result.training_loss, "data": data.report}
+                                train_dataset=features, eval_dataset=eval_features, processing_class=tokenizer,
+                                callbacks=[MetricsJsonl(folder.metrics, index), progress])
+    ref.append(trainer)
+    trainer.total_tokens = done.get("tokens", 0)
+    result = trainer.train(resume_from_checkpoint=str(last) if last else None)
+    record = {"round": index, "steps": result.global_step, "train_loss": result.training_loss,
+              "tokens": trainer.total_tokens, "seconds": round(progress.seconds(), 2), "data": data.report}
     if trainer.eval_dataset is not None:
         trainer.evaluate()  # the preference metrics are merged into the logged line, not the returned dict
         record["eval"] = {k: v for k, v in trainer.state.log_history[-1].items() if k.startswith("eval_")}
@@ -108,48 +131,95 @@ def _reload(policy, round_dir: Path, cfg: DictConfig):
     return AutoModelForCausalLM.from_pretrained(round_dir / "model")
 
 
-def _rounds(cfg: DictConfig, state: PartialState, policy, tokenizer, out: Path, evaluator) -> tuple[Any, dict]:
-    """Run (or, on resume, skip) every round; returns the final policy and the totals for the summary."""
-    totals: dict[str, Any] = {"rounds": [], "steps": 0, "tokens": 0}
+def _rounds(cfg: DictConfig, state: PartialState, policy, tokenizer, folder: RunFolder, evaluator
+            ) -> tuple[Any, list[dict]]:
+    """Run (or, on resume, skip) every round; returns the final policy and each round's record."""
+    records: list[dict] = []
     history: list = []  # starting policies of earlier rounds: π_{t−1}, π_{t−2} for CREAM's judges
     eval_features = _eval_features(cfg, tokenizer)  # tokenized once for every round
     for index in range(cfg.rounds):
-        round_dir = out / f"round_{index}"
+        paths = folder.round(index)
         if cfg.rounds > 1:
             history = [*history[-2:], frozen_copy(policy)]  # keep π_t, π_{t−1}, π_{t−2} only
         context = RoundContext(policy, tokenizer, *(list(reversed(history[:-1][-2:])) + [None, None])[:2])
-        if (round_dir / "DONE").exists():  # finished on an earlier run: reload its policy, never redo it
-            policy = _reload(policy, round_dir, cfg)
-            totals["rounds"].append(json.loads((round_dir / "round.json").read_text()))
+        if paths.is_done():  # finished on an earlier run: reload its policy, never redo it
+            policy = _reload(policy, paths.dir, cfg)
+            records.append(paths.read_record())  # the record as first written
             continue
         if state.is_main_process:
-            round_dir.mkdir(parents=True, exist_ok=True)
+            paths.dir.mkdir(parents=True, exist_ok=True)
         with state.main_process_first():  # the others read the round's data.jsonl the main process wrote
-            data = build_round_data(cfg, context, index=index, round_dir=round_dir)
-        trainer, record = train_round(cfg, policy, tokenizer, data, round_dir, index, out, eval_features)
+            data = build_round_data(cfg, context, index=index, round_dir=paths.dir)
+        trainer, record = train_round(cfg, policy, tokenizer, data, paths, index, folder, eval_features)
         policy = trainer.model
-        totals["steps"] += record["steps"]
-        totals["tokens"] += trainer.total_tokens
         if evaluator:
             record["reward"] = evaluator(policy)
             print(f"[prefopt] round {index}: reward {format_reward(record['reward'])}")
-        totals["rounds"].append(record)
+        records.append(record)
         if state.is_main_process:
-            policy.save_pretrained(round_dir / "model")
-            (round_dir / "round.json").write_text(json.dumps(record, indent=2, default=str))
-            (round_dir / "DONE").touch()  # last: a round is finished only once everything above is on disk
+            _save_model(policy, paths.model)
+            folder.write_json(paths.record, json.loads(json.dumps(record, default=str)))
+            paths.done.touch()  # last: a round is finished only once everything above is on disk
         state.wait_for_everyone()
-    return policy, totals
+    return policy, records
+
+
+def _save_model(model, path: Path, tokenizer=None) -> None:
+    """Atomically, and never with a NaN or inf in it."""
+    if not model_is_finite(model):
+        raise NonFiniteError(f"the model to be saved at {path} has non-finite weights; nothing was written")
+
+    def save(tmp: Path) -> None:
+        model.save_pretrained(tmp)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(tmp)
+
+    save_folder_atomic(path, save)
+
+
+def reward_drop_warning(before: dict | None, after: dict | None) -> str | None:
+    """A loud warning when the held-out reward fell with separated 95% intervals (after's upper bound below
+    before's lower bound): training made the policy measurably worse."""
+    if not before or not after or after["ci95_high"] >= before["ci95_low"]:
+        return None
+    return (f"the held-out reward FELL from {before['mean']:.3f} to {after['mean']:.3f} (95% intervals do not "
+            "overlap): this run made the policy worse. Check loss.beta and train.learning_rate (see the recipe's "
+            "notes) before using model/")
+
+
+def _summary(cfg: DictConfig, records: list[dict], before: dict | None) -> dict[str, Any]:
+    """The whole run, resumed or not: every round's record as first written, summed."""
+    seconds = sum(r.get("seconds", 0.0) for r in records)
+    tokens = sum(r.get("tokens", 0) for r in records)
+    summary = {"recipe": cfg.recipe, "loss": cfg.loss.name, "rounds": records,
+               "steps": sum(r["steps"] for r in records), "tokens": tokens, "train_seconds": round(seconds, 2),
+               "tokens_per_second": round(tokens / seconds, 1) if seconds else 0.0,
+               "peak_memory_mb": round(peak_memory_mb(), 1)}
+    if before:
+        rewards = [before] + [r.get("reward") for r in records]
+        summary.update(reward_before=before, reward_after=rewards[-1], reward_per_round=rewards)
+        warning = reward_drop_warning(before, rewards[-1])
+        if warning:
+            summary["warnings"] = [warning]
+    return summary
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
-    """Run a resolved config end to end; returns the summary (also written to ``output_dir/summary.json``)."""
+    """Run a resolved config end to end; returns the summary (also written to ``output_dir/summary.json``).
+
+    Everything is checked first (``prefopt.validate.check_run``): a mistake raises ``RunConfigError`` before the
+    output folder is touched, a model is loaded or a token is generated.
+    """
+    problems = check_run(cfg)
+    if problems:
+        raise RunConfigError(problems)
     # Under `accelerate launch`, the main process owns the folder and the generated data.
     state = PartialState(cpu=not torch.cuda.is_available())
-    out = Path(cfg.output_dir or f"runs/{(cfg.recipe or 'run').replace('/', '-')}")
+    folder = RunFolder(output_dir(cfg))
     if state.is_main_process:
-        prepare_output_dir(out, overwrite=cfg.overwrite, resume=cfg.resume)
-        save_config(cfg, out)
+        folder.prepare(overwrite=cfg.overwrite)
+        if not cfg.resume:  # a resumed run keeps the config it started with (check_run compared them)
+            folder.write_config(OmegaConf.to_yaml(cfg, resolve=True))
     state.wait_for_everyone()
     set_seed(cfg.train.seed)
     if cfg.threads:
@@ -158,25 +228,29 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     if cfg.peft.enabled:
         policy = wrap_peft(policy, cfg)
     evaluator = RewardEval.from_config(cfg, tokenizer) if state.is_main_process else None
-    before = evaluator(policy) if evaluator else None
-    if before:
-        print(f"[prefopt] reward before training: {format_reward(before)}")
-    start = time.perf_counter()
-    policy, totals = _rounds(cfg, state, policy, tokenizer, out, evaluator)
-    seconds = time.perf_counter() - start
-    summary = {"recipe": cfg.recipe, "loss": cfg.loss.name, "rounds": totals["rounds"], "steps": totals["steps"],
-               "train_seconds": round(seconds, 2), "tokens_per_second": round(totals["tokens"] / seconds, 1),
-               "peak_memory_mb": round(peak_memory_mb(), 1)}
+    before = _before(folder, evaluator, policy, cfg)
+    policy, records = _rounds(cfg, state, policy, tokenizer, folder, evaluator)
+    summary = _summary(cfg, records, before)
     if not state.is_main_process:
         return summary
     final = policy.merge_and_unload() if cfg.peft.enabled and not cfg.peft.load_in_4bit else policy
-    final.save_pretrained(out / "model")
-    tokenizer.save_pretrained(out / "model")
-    if before:
-        rewards = [before] + [r.get("reward") for r in totals["rounds"]]
-        summary.update(reward_before=before, reward_after=rewards[-1], reward_per_round=rewards)
-    summary["plots"] = plot_curves(out, summary.get("reward_per_round"))
-    write_summary(out, summary)
+    _save_model(final, folder.model, tokenizer)
+    summary["plots"] = plot_curves(folder.root, summary.get("reward_per_round"))
+    write_summary(folder.root, summary)
+    for warning in summary.get("warnings", []):
+        print(f"[prefopt] WARNING: {warning}")
     print(f"[prefopt] reward before {format_reward(before)} → after {format_reward(summary.get('reward_after'))}; "
-          f"{summary['steps']} steps in {seconds:.0f}s; summary: {out}/summary.json")
+          f"{summary['steps']} steps in {summary['train_seconds']:.0f}s; summary: {folder.summary}")
     return summary
+
+
+def _before(folder: RunFolder, evaluator, policy, cfg: DictConfig) -> dict | None:
+    """The reward before training, measured once per run (a resumed run reads it back)."""
+    path = folder.root / "reward_before.json"
+    if cfg.resume and path.exists():
+        return json.loads(path.read_text())
+    before = evaluator(policy) if evaluator else None
+    if before:
+        folder.write_json(path, before)
+        print(f"[prefopt] reward before training: {format_reward(before)}")
+    return before

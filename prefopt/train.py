@@ -49,7 +49,14 @@ def main(argv: list[str] | None = None) -> int:
         from prefopt.smoke import apply_smoke
 
         cfg = apply_smoke(cfg)
-    run(cfg)
+    from prefopt.validate import RunConfigError
+
+    try:
+        run(cfg)
+    except RunConfigError as err:  # found before anything was written: one line per mistake
+        for problem in err.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -7,7 +7,8 @@ Every example becomes one record (see DESIGN.md)::
 
 TRL's pairwise format (``prompt``/``chosen``/``rejected``, plain or conversational, with or without an explicit
 prompt) is read as a list of two with scores [1, 0]. Bad rows raise ``PreferenceDataError`` naming the source,
-the row and the field; lists with no preference (all scores equal) are dropped and counted, not raised.
+the line (1-based, of the user's file) and the user's own field name (``chosen``, not ``responses[0]``); lists
+with no preference (all scores equal, or all responses identical) are dropped and counted, not raised.
 """
 
 from __future__ import annotations
@@ -41,37 +42,66 @@ class DataReport:
         self.dropped[reason] = self.dropped.get(reason, 0) + 1
 
 
-def read_rows(spec: str, *, split: str = "train") -> list[dict[str, Any]]:
-    """Rows of a local ``.jsonl``/``.json``/``.parquet`` file, or of a hub dataset id (``datasets.load_dataset``)."""
+def _decode(path: Path, spec: str) -> str:
+    """The file's text; a missing file or bytes that are not UTF-8 are a ``PreferenceDataError`` naming the line."""
+    if not path.exists():
+        raise FileNotFoundError(f"data file not found: {spec}")
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        raise PreferenceDataError(f"{spec} line {line}: not UTF-8 text (byte {raw[err.start]:#04x}); save the file "
+                                  "as UTF-8") from None
+
+
+def read_located_rows(spec: str, *, split: str = "train") -> tuple[list[Any], list[str]]:
+    """Rows of a local ``.jsonl``/``.json``/``.parquet`` file or a hub dataset id, each with where it came from:
+    ``"line 7"`` (1-based line of a ``.jsonl`` file, blank lines counted) or ``"row 7"`` (1-based row)."""
     path = Path(spec)
     if path.suffix == ".jsonl":
-        if not path.exists():
-            raise FileNotFoundError(f"data file not found: {spec}")
-        rows = []
-        for i, line in enumerate(path.read_text().splitlines()):
+        rows, where = [], []
+        for i, line in enumerate(_decode(path, spec).splitlines()):
             if not line.strip():
                 continue
             try:
                 rows.append(json.loads(line))
             except json.JSONDecodeError as err:
                 raise PreferenceDataError(f"{spec} line {i + 1}: not valid JSON ({err.msg})") from None
-        return rows
+            where.append(f"line {i + 1}")
+        return rows, where
     if path.suffix == ".json":
-        if not path.exists():
-            raise FileNotFoundError(f"data file not found: {spec}")
-        data = json.loads(path.read_text())
-        return data if isinstance(data, list) else data[split]
+        try:
+            data = json.loads(_decode(path, spec))
+        except json.JSONDecodeError as err:
+            raise PreferenceDataError(f"{spec} line {err.lineno}: not valid JSON ({err.msg})") from None
+        rows = data if isinstance(data, list) else data.get(split) if isinstance(data, dict) else None
+        if not isinstance(rows, list):
+            raise PreferenceDataError(f"{spec}: expected a JSON list of rows (or an object with a {split!r} list)")
+        return rows, [f"row {i + 1}" for i in range(len(rows))]
     import datasets  # heavy: only when needed
 
     if path.suffix == ".parquet":
         if not path.exists():
             raise FileNotFoundError(f"data file not found: {spec}")
-        return list(datasets.load_dataset("parquet", data_files=str(path), split="train"))
-    return list(datasets.load_dataset(spec, split=split))
+        rows = list(datasets.load_dataset("parquet", data_files=str(path), split="train"))
+    else:
+        rows = list(datasets.load_dataset(spec, split=split))
+    return rows, [f"row {i + 1}" for i in range(len(rows))]
 
 
-def _where(source: str, index: int, name: str) -> str:
-    return f"{source} row {index}: field '{name}'"
+def read_rows(spec: str, *, split: str = "train") -> list[dict[str, Any]]:
+    """Rows of a local ``.jsonl``/``.json``/``.parquet`` file, or of a hub dataset id (``datasets.load_dataset``)."""
+    return read_located_rows(spec, split=split)[0]
+
+
+def _at(index: int | str) -> str:
+    """``"line 7"``/``"row 7"`` as given, or ``"row N"`` for a 0-based index of an in-memory list."""
+    return index if isinstance(index, str) else f"row {index}"
+
+
+def _where(source: str, index: int | str, name: str) -> str:
+    return f"{source} {_at(index)}: field '{name}'"
 
 
 def _check_text(value: Any, source: str, index: int, name: str, allow_empty: bool = False) -> None:
@@ -96,16 +126,18 @@ def _number(value: Any, source: str, index: int, name: str) -> float:
     return float(value)
 
 
-def normalize_row(row: dict[str, Any], *, index: int, source: str, allow_empty: bool = False) -> dict[str, Any]:
+def normalize_row(row: dict[str, Any], *, index: int | str, source: str, allow_empty: bool = False) -> dict[str, Any]:
     """One row in any accepted format → a validated preference-list record (raises on bad input).
 
+    ``index`` is where the row came from: ``"line 7"`` (as ``read_located_rows`` gives) or a 0-based list index.
     ``allow_empty`` accepts empty responses: a policy sample that stops at once is a real (bad) response, while
     an empty response in a user's file is almost always a broken row.
     """
     if not isinstance(row, dict):
-        raise PreferenceDataError(f"{source} row {index}: expected an object, got {type(row).__name__}")
+        raise PreferenceDataError(f"{source} {_at(index)}: expected an object, got {type(row).__name__}")
     if "responses" in row:
         responses, scores = row["responses"], row.get("scores")
+        names = [f"responses[{k}]" for k in range(len(responses) if isinstance(responses, list) else 0)]
         if scores is None:
             raise PreferenceDataError(f"{_where(source, index, 'scores')} is missing (a list needs prompt, "
                                       "responses, scores)")
@@ -113,9 +145,10 @@ def normalize_row(row: dict[str, Any], *, index: int, source: str, allow_empty: 
         if "prompt" not in row and is_messages(row["chosen"]):
             row = {**row, **extract_prompt(row)}
         responses, scores = [row["chosen"], row["rejected"]], [1.0, 0.0]
+        names = ["chosen", "rejected"]  # errors name the user's own fields
     else:
         present = ", ".join(sorted(row)) or "none"
-        raise PreferenceDataError(f"{source} row {index}: expected fields prompt/responses/scores or "
+        raise PreferenceDataError(f"{source} {_at(index)}: expected fields prompt/responses/scores or "
                                   f"prompt/chosen/rejected; found: {present}")
     if "prompt" not in row:
         raise PreferenceDataError(f"{_where(source, index, 'prompt')} is missing")
@@ -127,7 +160,7 @@ def normalize_row(row: dict[str, Any], *, index: int, source: str, allow_empty: 
         raise PreferenceDataError(f"{_where(source, index, 'scores')} must be a list of {len(responses)} numbers, "
                                   f"one per response; got {scores!r}")
     for k, response in enumerate(responses):
-        _check_text(response, source, index, f"responses[{k}]", allow_empty)
+        _check_text(response, source, index, names[k], allow_empty)
     record = {
         "prompt": row["prompt"],
         "responses": list(responses),
@@ -141,28 +174,57 @@ def normalize_row(row: dict[str, Any], *, index: int, source: str, allow_empty: 
     return record
 
 
+MAX_REPORTED = 10  # bad rows listed in one error; the rest are counted
+
+
+def has_signal(record: dict[str, Any]) -> str | None:
+    """Why a list carries no preference (``"tied"``, ``"identical"``), or None when it does."""
+    if max(record["scores"]) == min(record["scores"]):
+        return "tied"
+    texts = {json.dumps(r, sort_keys=True) for r in record["responses"]}
+    return "identical" if len(texts) == 1 else None
+
+
 def normalize_rows(rows: Iterable[dict[str, Any]], *, source: str, report: DataReport | None = None,
-                   allow_empty: bool = False) -> tuple[list[dict[str, Any]], DataReport]:
-    """Validate every row (the first bad one raises) and drop lists without a preference, counting them."""
+                   allow_empty: bool = False,
+                   where: list[str] | None = None) -> tuple[list[dict[str, Any]], DataReport]:
+    """Validate every row and drop lists without a preference (all scores tied, or all responses identical),
+    counting them. Every bad row is reported in one ``PreferenceDataError`` (one line each, up to
+    ``MAX_REPORTED``); ``where[i]`` names row i's location (``"line 7"``), else its 0-based index is used."""
     report = report or DataReport()
-    records = []
+    records, errors = [], []
     for index, row in enumerate(rows):
         report.rows += 1
-        record = normalize_row(row, index=index, source=source, allow_empty=allow_empty)
-        if max(record["scores"]) == min(record["scores"]):
-            report.dropped_ties += 1
+        try:
+            record = normalize_row(row, index=where[index] if where else index, source=source,
+                                   allow_empty=allow_empty)
+        except PreferenceDataError as err:
+            errors.append(str(err))
             continue
-        records.append(record)
+        reason = has_signal(record)
+        if reason == "tied":
+            report.dropped_ties += 1
+        elif reason is not None:
+            report.drop(reason)
+        else:
+            records.append(record)
+    if errors:
+        more = f"\n({len(errors) - MAX_REPORTED} more bad rows)" if len(errors) > MAX_REPORTED else ""
+        raise PreferenceDataError("\n".join(errors[:MAX_REPORTED]) + more)
     report.kept = len(records)
     if not records:
-        raise PreferenceDataError(f"{source}: no usable preference list ({report.rows} rows, "
-                                  f"{report.dropped_ties} with all scores tied)")
+        why = [f"{report.dropped_ties} had all scores tied"] if report.dropped_ties else []
+        why += [f"{n} had identical responses (e.g. chosen = rejected)" for r, n in report.dropped.items()
+                if r == "identical"]
+        raise PreferenceDataError(f"{source}: no usable preference data: all {report.rows} rows carry no preference "
+                                  f"({'; '.join(why) or 'the file is empty'})")
     return records, report
 
 
 def load_records(spec: str, *, split: str = "train") -> tuple[list[dict[str, Any]], DataReport]:
-    """Read and validate a preference dataset (local file or hub id)."""
-    return normalize_rows(read_rows(spec, split=split), source=spec)
+    """Read and validate a preference dataset (local file or hub id); errors name the file's line and field."""
+    rows, where = read_located_rows(spec, split=split)
+    return normalize_rows(rows, source=spec, where=where)
 
 
 def load_prompts(spec: str, *, split: str = "train", gold_field: str | None = None) -> list:
@@ -172,17 +234,18 @@ def load_prompts(spec: str, *, split: str = "train", gold_field: str | None = No
     policy's samples with a strong model's answer), validated like a response.
     """
     prompts = []
-    for index, row in enumerate(read_rows(spec, split=split)):
+    rows, where = read_located_rows(spec, split=split)
+    for index, row in zip(where, rows, strict=True):
         prompt = row if isinstance(row, str) else row.get("prompt") if isinstance(row, dict) else None
         if prompt is None:
-            raise PreferenceDataError(f"{spec} row {index}: field 'prompt' is missing")
+            raise PreferenceDataError(f"{spec} {index}: field 'prompt' is missing")
         _check_text(prompt, spec, index, "prompt")
         if gold_field is None:
             prompts.append(prompt)
             continue
         gold = row.get(gold_field) if isinstance(row, dict) else None
         if gold is None:
-            raise PreferenceDataError(f"{spec} row {index}: field '{gold_field}' (data.gold_field) is missing")
+            raise PreferenceDataError(f"{spec} {index}: field '{gold_field}' (data.gold_field) is missing")
         _check_text(gold, spec, index, gold_field)
         prompts.append((prompt, gold))
     return prompts

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,12 +16,14 @@ from omegaconf import DictConfig, OmegaConf
 
 from losses import get_loss
 from prefopt.data.features import tokenize_records
-from prefopt.data.records import load_prompts, load_records, normalize_rows
+from prefopt.data.records import PreferenceDataError, load_prompts, load_records, normalize_rows
 from prefopt.rounds import pairing
-from prefopt.rounds.evaluate import as_chat, reward_spec
+from prefopt.rounds.evaluate import as_chat, held_out_keys, prompt_key, reward_spec
 from prefopt.rounds.scorers import make_scorer
 from prefopt.rounds.scoring import score_records
 from prefopt.rounds.weighting import RoundContext, apply_weighting
+from prefopt.run_folder import RoundPaths, RunFolder, write_text_atomic
+from prefopt.seeds import replay_seed, round_seed
 
 
 @dataclass
@@ -33,7 +34,7 @@ class RoundData:
 
     @classmethod
     def load(cls, round_dir: Path) -> RoundData:
-        path = round_dir / "data.jsonl"
+        path = RoundPaths(round_dir).data
         return cls([json.loads(line) for line in path.read_text().splitlines()])
 
 
@@ -46,13 +47,15 @@ def _sample(cfg: DictConfig, policy, tokenizer, prompts: list, index: int) -> li
 
     g = cfg.generation
     return sample(policy, tokenizer, prompts, k=g.k, max_new_tokens=g.max_new_tokens, temperature=g.temperature,
-                  top_p=g.top_p, batch_size=g.batch_size, seed=cfg.train.seed * 1000 + index, backend=g.backend)
+                  top_p=g.top_p, batch_size=g.batch_size, seed=round_seed(cfg.train.seed, index), backend=g.backend)
 
 
 def _round_prompts(cfg: DictConfig, index: int) -> tuple[list, list | None]:
     """This round's prompts (and gold responses when ``data.gold_field`` is set)."""
     if cfg.data.prompts:  # round k samples the k-th slice, so iterations see fresh prompts (DNO, CREAM)
         every = load_prompts(cfg.data.prompts, split=cfg.data.split, gold_field=cfg.data.gold_field)
+        held = held_out_keys(cfg)  # the evaluation's prompts are never trained on
+        every = [r for r in every if prompt_key(r[0] if cfg.data.gold_field else r) not in held]
         n = min(cfg.data.n_prompts, len(every))
         start = (index * n) % len(every)
         rows = (every[start:] + every[:start])[:n]
@@ -61,7 +64,7 @@ def _round_prompts(cfg: DictConfig, index: int) -> tuple[list, list | None]:
         from prefopt.world import make_prompts
         from prefopt.world.tasks import solve
 
-        prompts = make_prompts(cfg.data.n_prompts, seed=cfg.train.seed * 1000 + index, split="train")
+        prompts = make_prompts(cfg.data.n_prompts, seed=round_seed(cfg.train.seed, index), split="train")
         return prompts, [solve(p) for p in prompts] if cfg.data.gold_field else None
     raise ValueError("a real model needs data: give data.train (preference data) or data.prompts (prompts to "
                      "self-generate from)")
@@ -102,6 +105,10 @@ def build_records(cfg: DictConfig, ctx: RoundContext, index: int, report: dict) 
     if cfg.data.train:
         records, data_report = load_records(cfg.data.train, split=cfg.data.split)
         report["data"] = asdict(data_report)
+        held = held_out_keys(cfg)  # the evaluation's prompts are never trained on
+        if held:
+            records = [r for r in records if prompt_key(r["prompt"]) not in held]
+            report["data"]["held_out_for_eval"] = data_report.kept - len(records)
         spec = _container(cfg.scorer)
     else:
         records = self_generate(cfg, ctx.policy, ctx.tokenizer, index)
@@ -119,12 +126,13 @@ def build_records(cfg: DictConfig, ctx: RoundContext, index: int, report: dict) 
 def _replay(cfg: DictConfig, records: list[dict], index: int, round_dir: Path, report: dict) -> list[dict]:
     """DNO's replay: mix in a share of the pairs of earlier rounds, read from their saved data."""
     fractions = list(cfg.pairing.replay or [])
-    earlier = [round_dir.parent / f"round_{index - lag}" for lag in range(1, len(fractions) + 1) if index - lag >= 0]
+    run = RunFolder(round_dir.parent)
+    earlier = [run.round(index - lag).dir for lag in range(1, len(fractions) + 1) if index - lag >= 0]
     if not earlier:
         return records
     previous = [[r for r in RoundData.load(d).records if "replay" not in r.get("meta", {})] for d in earlier]
     records, report["replay"] = pairing.mix_replay(records, previous, fractions=fractions[: len(previous)],
-                                                   seed=cfg.train.seed + index)
+                                                   seed=replay_seed(cfg.train.seed, index))
     return records
 
 
@@ -147,18 +155,22 @@ def _transforms(cfg: DictConfig, records: list[dict], ctx: RoundContext, round_d
 
 def build_round_data(cfg: DictConfig, ctx: RoundContext, *, index: int, round_dir: Path) -> RoundData:
     """The round's records (read back if this round already saved them) and their tokenized features."""
-    path, report = round_dir / "data.jsonl", {}
+    path, report = RoundPaths(round_dir).data, {}
     if path.exists():
         records = RoundData.load(round_dir).records
         report["reused"] = True
     else:
         records = _transforms(cfg, build_records(cfg, ctx, index, report), ctx, round_dir, report)
         records = _replay(cfg, records, index, round_dir, report)
+        if not records:
+            raise PreferenceDataError(
+                f"round {index}: no list with a preference is left after scoring and pairing (pairing.rule="
+                f"{cfg.pairing.rule}; report: {json.dumps(report, default=str)[:300]}). Every candidate pair was "
+                "tied or filtered out: check that the reward or judge tells the responses apart, raise "
+                "generation.k or generation.temperature, or loosen pairing.options")
         # validates (a user's file was checked on load) and drops lists left without a preference
         records, _ = normalize_rows(records, source=f"round {index} data", allow_empty=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
-        os.replace(tmp, path)
+        write_text_atomic(path, "".join(json.dumps(r) + "\n" for r in records))
     spec = get_loss(cfg.loss.name)
     segment_fn = None
     if spec.needs_segments:

@@ -12,6 +12,7 @@ dozen samples near 0 or 1 the normal approximation is rough.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -19,9 +20,10 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from prefopt.data.records import load_prompts
+from prefopt.data.records import load_prompts, load_records
 from prefopt.rounds.generate import Prompt, sample
-from prefopt.rounds.scoring import resolve_import_path
+from prefopt.rounds.scoring import check_score, prompt_text, resolve_import_path, response_text
+from prefopt.seeds import WORLD_EVAL_SEED, eval_seed
 
 Z95 = 1.959963984540054  # two-sided 95% quantile of the standard normal
 EVAL_PROMPTS = 256  # default size of the held-out set (make_prompts(EVAL_PROMPTS, seed=0, split="eval"))
@@ -51,7 +53,9 @@ def evaluate_reward(model, tokenizer, prompts: Sequence[Prompt], reward_fn: Call
     """
     responses = sample(model, tokenizer, prompts, k=samples_per_prompt, max_new_tokens=max_new_tokens,
                        temperature=temperature, batch_size=batch_size, seed=seed, progress=progress)
-    rewards = [float(reward_fn(p, r)) for p, rs in zip(prompts, responses, strict=True) for r in rs]
+    # the reward contract, as in scoring: plain strings (the last user turn of a chat prompt), a finite number
+    rewards = [check_score(reward_fn(prompt_text(p), response_text(r)), i, k, "reward")
+               for i, (p, rs) in enumerate(zip(prompts, responses, strict=True)) for k, r in enumerate(rs)]
     return mean_ci95(rewards)
 
 
@@ -71,13 +75,58 @@ def reward_spec(cfg: DictConfig) -> str | None:
     return cfg.reward or (WORLD_REWARD if cfg.model is None else None)
 
 
+def _key(prompt) -> str:
+    return json.dumps(prompt, sort_keys=True)
+
+
+def _user_prompts(cfg: DictConfig) -> tuple[list, str] | None:
+    """The user's own prompts, in file order (unique), and where they came from; None on the tiny world's."""
+    if cfg.data.prompts:
+        rows = load_prompts(cfg.data.prompts, split=cfg.data.split, gold_field=cfg.data.gold_field)
+        return [r[0] if cfg.data.gold_field else r for r in rows], "data.prompts"
+    if cfg.data.train:
+        records, _ = load_records(cfg.data.train, split=cfg.data.split)
+        seen: dict[str, Any] = {}
+        for r in records:
+            seen.setdefault(_key(r["prompt"]), r["prompt"])
+        return list(seen.values()), "data.train"
+    return None
+
+
+def held_out_prompts(cfg: DictConfig) -> tuple[list, str] | None:
+    """With a reward of the user's own and no ``data.eval_prompts``: the last ``eval.holdout_fraction`` of the
+    user's prompts (at most ``eval.n_prompts``), which training never sees, and where they came from."""
+    if not (cfg.reward and cfg.eval.enabled and not cfg.data.eval_prompts):
+        return None
+    found = _user_prompts(cfg)
+    if found is None or len(found[0]) < 2:
+        return None
+    prompts, source = found
+    n = min(cfg.eval.n_prompts, max(1, int(len(prompts) * cfg.eval.holdout_fraction)))
+    return prompts[-n:], source
+
+
+def held_out_keys(cfg: DictConfig) -> set[str]:
+    """Keys of the held-out prompts, to leave out of training (``prompt_key`` of a prompt)."""
+    held = held_out_prompts(cfg)
+    return {_key(p) for p in held[0]} if held else set()
+
+
+prompt_key = _key
+
+
 def eval_prompts(cfg: DictConfig) -> list | None:
     if cfg.data.eval_prompts:
         return load_prompts(cfg.data.eval_prompts)[: cfg.eval.n_prompts]
+    held = held_out_prompts(cfg)
+    if held:
+        print(f"[prefopt] reward before/after on {len(held[0])} held-out prompts of {held[1]} (eval.holdout_fraction"
+              f"={cfg.eval.holdout_fraction}); training never sees them")
+        return held[0]
     if cfg.model is None:
         from prefopt.world import make_prompts
 
-        return make_prompts(cfg.eval.n_prompts, seed=10_000, split="eval")
+        return make_prompts(cfg.eval.n_prompts, seed=WORLD_EVAL_SEED, split="eval")
     return None
 
 
@@ -97,7 +146,7 @@ class RewardEval:
         if not cfg.eval.enabled or spec is None or not prompts:
             return None
         return cls(as_chat(prompts, tokenizer), resolve_import_path(spec), tokenizer, cfg.eval.samples_per_prompt,
-                   cfg.generation.max_new_tokens, cfg.eval.temperature, cfg.train.seed + 999)
+                   cfg.generation.max_new_tokens, cfg.eval.temperature, eval_seed(cfg.train.seed))
 
     def __call__(self, model) -> dict[str, float]:
         return evaluate_reward(model, self.tokenizer, self.prompts, self.reward_fn,

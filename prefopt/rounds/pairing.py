@@ -269,6 +269,9 @@ RULES: dict[str, Callable[..., tuple[list[dict], DataReport]]] = {
     "d2o": d2o_lists,
 }
 
+# rules whose output keeps whole lists (a listwise loss needs one of them); every other rule emits pairs
+LIST_RULES = ("full_list", "d2o")
+
 
 def build(records: list[dict], rule: str, **options: Any) -> tuple[list[dict], DataReport]:
     """Apply the pairing rule named ``rule`` (a key of ``RULES``) with its options."""

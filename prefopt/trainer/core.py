@@ -32,6 +32,7 @@ from prefopt.trainer.logps import (
 )
 from prefopt.trainer.metrics import preference_metrics
 from prefopt.trainer.reference import adapter_off
+from prefopt.trainer.safety import NonFiniteError, NonFiniteGuard, model_is_finite, nonfinite_message
 
 
 class PreferenceTrainer(Trainer):
@@ -61,7 +62,8 @@ class PreferenceTrainer(Trainer):
         args.remove_unused_columns = False
         ensure_fused_head(model)
         super().__init__(model=model, args=args, data_collator=collator, train_dataset=train_dataset,
-                         eval_dataset=eval_dataset, processing_class=processing_class, callbacks=callbacks)
+                         eval_dataset=eval_dataset, processing_class=processing_class,
+                         callbacks=[NonFiniteGuard(), *(callbacks or [])])
         self.ref_model = ref_model
         if ref_model is not None:
             ref_model.requires_grad_(False).eval()
@@ -135,9 +137,8 @@ class PreferenceTrainer(Trainer):
         per_list = self.loss_spec(x, **self.loss_kwargs)  # (B,)
         loss = per_list.mean()
         if not torch.isfinite(loss):
-            raise FloatingPointError(
-                f"loss is {loss.item()} at step {self.state.global_step + 1}; training stopped. The last good "
-                f"checkpoint (if any) is kept under {self.args.output_dir}")
+            raise NonFiniteError(nonfinite_message(f"the loss ({loss.item()})", self.state.global_step + 1,
+                                                   self.args.output_dir))
         self._record(x, per_list, inputs)
         return (loss, {"per_list": per_list.detach()}) if return_outputs else loss
 
@@ -160,6 +161,12 @@ class PreferenceTrainer(Trainer):
             metrics = {f"eval_{k}": v for k, v in metrics.items()}
         self._metrics[mode].clear()
         super().log({**logs, **metrics}, start_time)
+
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+        """Never write non-finite weights (a checkpoint or the model): refuse, naming the last usable one."""
+        if not model_is_finite(self.model):
+            raise NonFiniteError(nonfinite_message("a weight", self.state.global_step, self.args.output_dir))
+        super().save_model(output_dir, _internal_call)
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
         inputs = self._prepare_inputs(inputs)

@@ -42,7 +42,7 @@ def test_list_record_keeps_weight_segments_meta_and_raw_scores():
     ({"responses": ["a", "b"], "scores": [1, 0]}, "row 3: field 'prompt' is missing"),
     ({"question": "q", "answer": "a"}, "row 3: expected fields"),
     ({"prompt": "", "chosen": "a", "rejected": "b"}, "row 3: field 'prompt' is empty"),
-    ({"prompt": "q", "chosen": "a", "rejected": 5}, "row 3: field 'responses[1]' must be a string"),
+    ({"prompt": "q", "chosen": "a", "rejected": 5}, "row 3: field 'rejected' must be a string"),
 ])
 def test_bad_rows_name_source_row_and_field(row, needle):
     with pytest.raises(PreferenceDataError, match="data.jsonl " + needle.replace("[", r"\[").replace("]", r"\]")):
@@ -56,9 +56,43 @@ def test_tied_lists_are_dropped_and_counted_not_raised():
     assert len(records) == 1 and report.dropped_ties == 1 and report.rows == 2 and report.kept == 1
 
 
-def test_all_tied_data_is_an_error():
-    with pytest.raises(PreferenceDataError, match="no usable preference list"):
-        normalize_rows([{"prompt": "q", "responses": ["a", "b"], "scores": [1, 1]}], source="s")
+def test_data_with_no_signal_is_an_error_that_says_why():
+    rows = [{"prompt": "q", "responses": ["a", "b"], "scores": [1, 1]},
+            {"prompt": "q", "chosen": "same", "rejected": "same"},
+            {"prompt": "q", "chosen": "same", "rejected": "same"}]
+    with pytest.raises(PreferenceDataError, match=r"all 3 rows carry no preference \(1 had all scores tied; 2 had "
+                                                  r"identical responses \(e.g. chosen = rejected\)\)"):
+        normalize_rows(rows, source="s")
+
+
+def test_identical_responses_are_dropped_and_counted():
+    rows = [{"prompt": "q", "chosen": "same", "rejected": "same"}, {"prompt": "q", "chosen": "a", "rejected": "b"},
+            {"prompt": "q", "responses": ["x", "x", "x"], "scores": [3, 2, 1]}]
+    records, report = normalize_rows(rows, source="s")
+    assert [r["responses"] for r in records] == [["a", "b"]]
+    assert report.dropped == {"identical": 2} and report.kept == 1 and report.rows == 3
+
+
+def test_file_errors_name_the_line_and_the_users_field_for_every_bad_row(tmp_path):
+    path = tmp_path / "mine.jsonl"
+    good = json.dumps({"prompt": "q", "chosen": "a", "rejected": "b"})
+    path.write_text(good + "\n\n" + json.dumps({"prompt": "q", "chosen": "a", "rejected": ""}) + "\n" + good + "\n"
+                    + json.dumps({"prompt": "q", "chosen": 3, "rejected": "b"}) + "\n")
+    with pytest.raises(PreferenceDataError) as err:
+        load_records(str(path))
+    lines = str(err.value).splitlines()
+    assert lines == [f"{path} line 3: field 'rejected' is empty",
+                     f"{path} line 5: field 'chosen' must be a string or a list of chat messages, got int"]
+
+
+def test_a_file_that_is_not_utf8_names_the_line(tmp_path):
+    path = tmp_path / "latin1.jsonl"
+    path.write_bytes(b'{"prompt": "q", "chosen": "a", "rejected": "b"}\n{"prompt": "caf\xe9", "chosen": "a", '
+                     b'"rejected": "b"}\n')
+    with pytest.raises(PreferenceDataError, match=r"latin1.jsonl line 2: not UTF-8 text \(byte 0xe9\)"):
+        load_records(str(path))
+    with pytest.raises(PreferenceDataError, match="line 2: not UTF-8"):
+        load_prompts(str(path))
 
 
 def test_jsonl_loader_reports_the_bad_line(tmp_path):

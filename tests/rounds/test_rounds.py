@@ -20,7 +20,7 @@ def digit_count(prompt: str, response: str) -> float:
 def rounds_run(tmp_path, model_dir):
     prompts = tmp_path / "prompts.jsonl"
     prompts.write_text("".join(json.dumps({"prompt": f"sort {a}{b}{c}"}) + "\n"
-                               for a, b, c in ["321", "987", "514", "260", "873", "419", "752", "638"]))
+                               for a, b, c in ["321", "987", "514", "260", "873", "419", "752", "638", "129"]))
     return [f"model={model_dir}", f"data.prompts={prompts}", "data.n_prompts=4",
             "reward=tests.rounds.test_rounds:digit_count",
             "rounds=2", "generation.k=3", "generation.max_new_tokens=4", "train.max_steps=2",
@@ -48,10 +48,10 @@ def test_a_run_killed_mid_round_resumes_without_regenerating(rounds_run, tmp_pat
     real_sample, real_train = generate.sample, run_module.train_round
     monkeypatch.setattr(generate, "sample", lambda *a, **k: calls.append(1) or real_sample(*a, **k))
 
-    def dies_in_round_1(cfg, policy, tokenizer, data, round_dir, index, out, *rest):
+    def dies_in_round_1(cfg, policy, tokenizer, data, paths, index, folder, *rest):
         if index == 1:
             raise KeyboardInterrupt("killed")
-        return real_train(cfg, policy, tokenizer, data, round_dir, index, out, *rest)
+        return real_train(cfg, policy, tokenizer, data, paths, index, folder, *rest)
 
     monkeypatch.setattr(run_module, "train_round", dies_in_round_1)
     with pytest.raises(KeyboardInterrupt):
@@ -81,6 +81,7 @@ def test_gold_responses_join_each_list_as_dno_does(rounds_run, tmp_path):
     assert any(r["meta"]["source_indices"][0] == 3 and r["responses"][0] in {"13", "79", "15", "26"} for r in rows)
 
 
-def test_a_missing_gold_field_is_a_clear_error(rounds_run, tmp_path):
-    with pytest.raises(ValueError, match=r"row 0: field 'answer' \(data.gold_field\) is missing"):
-        main([*rounds_run, "data.gold_field=answer"])
+def test_a_missing_gold_field_is_a_clear_error(rounds_run, tmp_path, capsys):
+    assert main([*rounds_run, "data.gold_field=answer"]) == 2
+    assert "line 1: field 'answer' (data.gold_field) is missing" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

@@ -1,0 +1,195 @@
+"""Check a whole run before anything happens: config, data files, import paths, the output folder.
+
+    problems = check_run(cfg)      # [] when the run may start; else one message per mistake
+
+``run()`` calls it before the output folder is touched, a model is loaded or a token is generated, and the CLI
+prints each problem as one ``error: ...`` line and exits with status 2. Nothing here writes anything.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Callable
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from losses import get_loss
+
+# ---- ranges of the typed keys -----------------------------------------------------------------------------------
+_POS, _NONNEG = (lambda v: v > 0, "> 0"), (lambda v: v >= 0, ">= 0")
+_GE1 = (lambda v: v >= 1, ">= 1")
+RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "train.learning_rate": _POS, "train.per_device_batch_size": _GE1, "train.gradient_accumulation_steps": _GE1,
+    "train.num_epochs": _POS, "train.warmup_steps": _NONNEG, "train.weight_decay": _NONNEG,
+    "train.max_grad_norm": _NONNEG, "train.logging_steps": _GE1, "train.save_steps": _NONNEG,
+    "generation.k": _GE1, "generation.max_new_tokens": _GE1, "generation.temperature": _NONNEG,
+    "generation.top_p": (lambda v: 0 < v <= 1, "in (0, 1]"), "generation.batch_size": _GE1,
+    "data.n_prompts": _GE1, "data.max_length": _GE1, "data.max_prompt_length": _GE1,
+    "eval.n_prompts": _GE1, "eval.samples_per_prompt": _GE1, "eval.temperature": _NONNEG,
+    "eval.holdout_fraction": (lambda v: 0 < v < 1, "in (0, 1)"),
+    "rounds": _GE1, "threads": _NONNEG, "reference.batch_size": _GE1, "peft.r": _GE1, "peft.lora_alpha": _POS,
+    "peft.lora_dropout": (lambda v: 0 <= v < 1, "in [0, 1)"),
+}
+CHOICES: dict[str, tuple[str, ...]] = {
+    "reference.mode": ("model", "adapter", "precomputed"),
+    "generation.backend": ("hf", "vllm"),
+    "data.truncation_mode": ("keep_start", "keep_end"),
+    "report_to": ("none", "wandb", "tensorboard"),
+}
+
+
+def _ranges(cfg: DictConfig) -> list[str]:
+    out = []
+    for key, (ok, text) in RANGES.items():
+        value = OmegaConf.select(cfg, key)
+        if value is None:
+            continue
+        values = value if OmegaConf.is_list(value) else [value]  # a per-round list of values
+        for v in values:
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not ok(v):
+                out.append(f"{key} must be {text} and finite, got {v!r}")
+    for key, valid in CHOICES.items():
+        value = OmegaConf.select(cfg, key)
+        if value not in valid:
+            out.append(f"{key} must be one of {', '.join(valid)}; got {value!r}")
+    return out
+
+
+# ---- blocks that name a registered piece ------------------------------------------------------------------------
+def _options(fn: Callable, given: dict, where: str, internal: tuple[str, ...] = ()) -> list[str]:
+    """Options of ``fn`` a recipe may set: its keyword parameters, less those the pipeline fills in itself."""
+    params = inspect.signature(fn).parameters
+    valid = sorted(n for n, p in params.items() if p.kind is p.KEYWORD_ONLY and n not in internal)
+    unknown = sorted(set(given) - set(valid))
+    if unknown:
+        return [f"{where}: unknown option(s) {', '.join(unknown)}; valid: {', '.join(valid) or 'none'}"]
+    missing = sorted(n for n, p in params.items() if p.kind is p.KEYWORD_ONLY and p.default is p.empty
+                     and n not in given and n not in internal)
+    return [f"{where}: missing option(s) {', '.join(missing)}"] if missing else []
+
+
+def _container(node) -> Any:
+    return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+
+
+def _blocks(cfg: DictConfig) -> list[str]:
+    from prefopt.ches.filter import check_rule
+    from prefopt.rounds import pairing
+    from prefopt.rounds.augment import reward_augment
+    from prefopt.rounds.weighting import WEIGHTINGS
+
+    out = []
+    rule = pairing.RULES.get(cfg.pairing.rule)
+    if rule is None:
+        out.append(f"pairing.rule: unknown rule {cfg.pairing.rule!r}; valid: {', '.join(sorted(pairing.RULES))}")
+    else:
+        out += _options(rule, _container(cfg.pairing.options) or {}, f"pairing.options (rule {cfg.pairing.rule})",
+                        internal=("matrices", "samples", "sample_scores"))
+    for i, share in enumerate(cfg.pairing.replay or []):
+        if not 0 <= share <= 1:
+            out.append(f"pairing.replay[{i}] must be a share in [0, 1], got {share}")
+    weighting = dict(_container(cfg.weighting) or {})
+    if weighting:
+        kind = weighting.pop("type", None)
+        if kind not in WEIGHTINGS:
+            out.append(f"weighting.type: unknown {kind!r}; valid: {', '.join(sorted(WEIGHTINGS))}")
+        else:
+            out += _options(WEIGHTINGS[kind], weighting, f"weighting ({kind})")
+    if cfg.ches:
+        ches = dict(_container(cfg.ches))
+        try:
+            check_rule(ches.pop("keep_fraction", None), ches.pop("drop_fraction", None), ches.pop("threshold", None))
+        except ValueError as err:
+            out.append(f"ches: {err}".replace("ches: ches filter: ", "ches: "))
+    if cfg.augment:
+        out += _options(reward_augment, dict(_container(cfg.augment)), "augment", internal=("tokenizer",))
+    return out
+
+
+def _scorer(cfg: DictConfig) -> list[str]:
+    """The scorer block: a known type with its required options, every import path importable and callable."""
+    from collections.abc import Mapping
+
+    from prefopt.rounds.scorers import SCORERS
+
+    spec = _container(cfg.scorer)
+    if spec is None:
+        return []
+    if isinstance(spec, str):
+        spec = {"type": "reward_fn", "fn": spec} if ":" in spec else {"type": spec}
+    if not isinstance(spec, Mapping):
+        return [f"scorer must be 'pkg.module:function', a type name or a mapping, got {spec!r}"]
+    kind = spec.get("type")
+    if kind not in SCORERS:
+        return [f"scorer.type: unknown {kind!r}; valid: {', '.join(sorted(SCORERS))} (or 'pkg.module:function')"]
+    _, required, _ = SCORERS[kind]
+    out = [f"scorer ({kind}) needs option {k}" for k in required if k not in spec]
+    if "fn" in spec:
+        out += _import(spec["fn"], "scorer.fn")
+    return out
+
+
+def _import(path: Any, key: str) -> list[str]:
+    from prefopt.rounds.scoring import resolve_import_path
+
+    try:
+        resolve_import_path(path)
+    except (ImportError, TypeError, ValueError) as err:
+        return [f"{key}: {err}"]
+    return []
+
+
+# ---- the loss and how the data fits it -------------------------------------------------------------------------
+def _loss(cfg: DictConfig) -> list[str]:
+    from prefopt.config import loss_kwargs
+    from prefopt.rounds import pairing
+
+    spec = get_loss(cfg.loss.name)  # load_config already checked the name
+    out = list(spec.validate(loss_kwargs(cfg))) if hasattr(spec, "validate") else []
+    if cfg.reference.mode == "adapter" and not cfg.peft.enabled:
+        out.append("reference.mode=adapter uses the PEFT base as the reference, but peft.enabled is false")
+    if cfg.reference.mode == "precomputed" and spec.needs_tokens:
+        out.append(f"loss {cfg.loss.name} needs per-token reference log-probs: use reference.mode=model "
+                   "(precomputed keeps sequence log-probs only)")
+    if getattr(spec, "listwise", False) and cfg.pairing.rule not in pairing.LIST_RULES:
+        out.append(f"loss {cfg.loss.name} learns from whole lists, but pairing.rule={cfg.pairing.rule} turns each "
+                   f"list into pairs; use pairing.rule={' or '.join(sorted(pairing.LIST_RULES))}")
+    if not cfg.data.train and cfg.generation.k < 2:
+        out.append(f"generation.k must be >= 2 for self-generated lists (a list needs two responses), got "
+                   f"{cfg.generation.k}")
+    if cfg.model is not None and not cfg.data.train and not cfg.data.prompts:
+        out.append("a model of your own needs data: give data.train (preference data) or data.prompts (prompts to "
+                   "self-generate from)")
+    return out
+
+
+def check_run(cfg: DictConfig) -> list[str]:
+    """Every problem of the run, config first, then data files and import paths, then the output folder."""
+    from prefopt.run_folder import RunFolder
+    from prefopt.validate_data import check_data, check_resume
+
+    problems = _ranges(cfg) + _blocks(cfg) + _scorer(cfg) + _loss(cfg)
+    if cfg.reward:
+        problems += _import(cfg.reward, "reward")
+    if problems:  # the data checks below read files and call the reward: only on a sound config
+        return problems
+    problems += check_data(cfg)
+    folder = RunFolder(output_dir(cfg))
+    problems += folder.problems(overwrite=cfg.overwrite, resume=cfg.resume)
+    if cfg.resume and not problems:
+        problems += check_resume(cfg, folder)
+    return problems
+
+
+def output_dir(cfg: DictConfig) -> str:
+    return cfg.output_dir or f"runs/{(cfg.recipe or 'run').replace('/', '-')}"
+
+
+class RunConfigError(ValueError):
+    """The run cannot start; ``problems`` holds one message per mistake."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("\n".join(problems))
+        self.problems = problems
