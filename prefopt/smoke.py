@@ -2,20 +2,20 @@
 
     python -m prefopt.train recipe=paper/lipo smoke=true
 
-``apply_smoke(cfg)`` rewrites a resolved config; the pipeline then runs unchanged:
+``apply_smoke(cfg)`` rewrites a resolved config; the pipeline then runs unchanged. Each stage supplies its own
+stand-in, so nothing here names a scorer type or a pairing rule:
 
-* model: a hub id (or local folder) becomes a randomly initialised stand-in of the same architecture family (hidden
-  32, 2 layers) built from a scaled-down transformers config and saved with the tiny world's character tokenizer, so
-  ``load_policy`` reads it from a local folder. ``FAMILIES`` maps hub-id patterns to families; an unknown model falls
-  back to Llama with a printed note. ``model: null`` (the tiny-world recipes) keeps the world's model.
+* model: a hub id (or local folder) becomes a randomly initialised 2-layer stand-in of the same architecture
+  family (``prefopt.world.standin``), saved with the tiny world's character tokenizer to a local folder.
+  ``model: null`` (the tiny-world recipes) keeps the world's model.
 * data: ``data.train``/``data.eval`` become 16 synthetic tiny-world pairs (``prompt``/``chosen``/``rejected``, plus
   ``score_chosen``/``score_rejected`` when the recipe reward-augments); ``data.prompts``/``data.eval_prompts`` become
   prompt-only rows. The prompts are the world's, so its verifiable reward can score them.
-* scoring: a scorer or reward that needs a hub model or a user's module becomes one of the same kind over the world's
-  reward: ``prefopt.smoke:reward`` (plus a tie-breaker, see ``reward``) or the pairwise ``prefopt.smoke:judge``;
-  the policy's own judges (self-preference, implicit reward) are kept, with verdict labels the character tokenizer
-  knows. Pairing thresholds are opened, since a random stand-in's
-  samples are never far apart.
+* scoring: the scorer type's smoke stand-in (``SCORERS[type].smoke`` in ``prefopt.rounds.scorers``): a scorer that
+  needs a hub model or a user's module becomes one of the same kind over the world's reward; a ``reward`` becomes
+  the stand-in reward ``prefopt.world.standin:reward``.
+* pairing: the rule's thresholds are opened (``SMOKE_OPTIONS`` in ``prefopt.rounds.pairing``), since a random
+  stand-in's samples are never far apart.
 * budget: 2 steps, batch 2, 8 prompts (16 on the world), K ≤ 4, ≤ 8 new tokens, ≤ 2 rounds, 16 eval prompts,
   LoRA rank ≤ 8 and no 4-bit (QLoRA needs CUDA), fp32, no loggers, a temporary output folder unless one is given.
 
@@ -26,125 +26,26 @@ atomically, so processes of one ``accelerate launch`` agree on them.
 from __future__ import annotations
 
 import copy
-import fnmatch
 import json
-import math
 import os
 import random
 import shutil
 import tempfile
-import zlib
 from pathlib import Path
-from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-SMOKE_REWARD = "prefopt.smoke:reward"
-SMOKE_JUDGE = "prefopt.smoke:judge"
+from prefopt.rounds.pairing import SMOKE_OPTIONS
+from prefopt.rounds.scorers import scorer_spec, smoke_scorer
+from prefopt.world import standin
+
 N_ROWS = 16  # synthetic pairs / prompts per file
-HIDDEN, LAYERS, HEADS, KV_HEADS, POSITIONS = 32, 2, 4, 2, 512
-STANDIN_VERSION = 1  # bump when the stand-in configs change: the cached folders are keyed on it
-
-# hub-id pattern (fnmatch, lower case) → transformers model_type; first match wins
-FAMILIES: list[tuple[str, str]] = [
-    ("meta-llama/*", "llama"), ("*llama*", "llama"), ("pku-alignment/alpaca-*", "llama"),
-    ("mistralai/*", "mistral"), ("huggingfaceh4/zephyr-*", "mistral"), ("huggingfaceh4/mistral-*", "mistral"),
-    ("*mistral*", "mistral"),
-    ("qwen/qwen1.5*", "qwen2"), ("qwen/qwen2*", "qwen2"), ("qwen/*", "qwen2"), ("lmms-lab/*qwen2*", "qwen2"),
-    ("google/gemma-2-*", "gemma2"), ("google/gemma*", "gemma"),
-    ("microsoft/phi-3*", "phi3"), ("microsoft/phi-*", "phi"),
-    ("openai-community/gpt2*", "gpt2"), ("gpt2*", "gpt2"),
-    ("eleutherai/pythia*", "gpt_neox"), ("*pythia*", "gpt_neox"),
-    ("eleutherai/gpt-j*", "gptj"), ("*gpt-j*", "gptj"), ("carperai/openai_summarize_tldr_sft*", "gptj"),
-]
-
-
-def _common(tok) -> dict[str, Any]:
-    return {"vocab_size": len(tok), "pad_token_id": tok.pad_token_id, "bos_token_id": tok.bos_token_id,
-            "eos_token_id": tok.eos_token_id}
-
-
-def _decoder(tok) -> dict[str, Any]:  # Llama-style names (llama, mistral, qwen2, gemma, phi, gpt_neox)
-    return {**_common(tok), "hidden_size": HIDDEN, "intermediate_size": 2 * HIDDEN, "num_hidden_layers": LAYERS,
-            "num_attention_heads": HEADS, "max_position_embeddings": POSITIONS}
-
-
-# model_type → scaled-down config kwargs; every family is built through AutoConfig.for_model
-STANDIN_CONFIGS = {
-    "llama": lambda t: {**_decoder(t), "num_key_value_heads": KV_HEADS, "tie_word_embeddings": True},
-    "mistral": lambda t: {**_decoder(t), "num_key_value_heads": KV_HEADS, "sliding_window": None},
-    "qwen2": lambda t: {**_decoder(t), "num_key_value_heads": KV_HEADS, "tie_word_embeddings": True},
-    "gemma": lambda t: {**_decoder(t), "num_key_value_heads": KV_HEADS, "head_dim": HIDDEN // HEADS},
-    "gemma2": lambda t: {**_decoder(t), "num_key_value_heads": KV_HEADS, "head_dim": HIDDEN // HEADS,
-                         "query_pre_attn_scalar": HIDDEN // HEADS, "sliding_window": 64},
-    "phi": lambda t: _decoder(t),
-    "phi3": lambda t: {**_decoder(t), "num_key_value_heads": KV_HEADS},
-    "gpt_neox": lambda t: {**_decoder(t), "rotary_pct": 0.5},
-    "gpt2": lambda t: {**_common(t), "n_embd": HIDDEN, "n_inner": 2 * HIDDEN, "n_layer": LAYERS, "n_head": HEADS,
-                       "n_positions": POSITIONS},
-    "gptj": lambda t: {**_common(t), "n_embd": HIDDEN, "n_inner": 2 * HIDDEN, "n_layer": LAYERS, "n_head": HEADS,
-                       "n_positions": POSITIONS, "rotary_dim": HIDDEN // HEADS // 2},
-}
 
 
 def smoke_root() -> Path:
     root = Path(tempfile.gettempdir()) / "prefopt-smoke"
     root.mkdir(parents=True, exist_ok=True)
     return root
-
-
-def reward(prompt, response: str) -> float:
-    """The world's graded reward plus a tie-breaker in [0, 0.01) from a hash of the response.
-
-    A random stand-in's samples are all far from the answer, so the world's reward alone would tie most of them and
-    leave no preference to train on; the tie-breaker separates distinct responses and keeps the run deterministic.
-    """
-    from prefopt.world.tasks import reward as world_reward
-
-    return world_reward(prompt, response) + (zlib.crc32(response.encode()) % 1000) / 100_000
-
-
-def family_of(model: str) -> tuple[str, str | None]:
-    """(transformers model_type of the stand-in, a note when the family was guessed)."""
-    config = Path(model) / "config.json"
-    if config.exists():  # a local folder: its own model_type
-        model_type = json.loads(config.read_text()).get("model_type")
-        if model_type in STANDIN_CONFIGS:
-            return model_type, None
-        return "llama", f"model_type {model_type!r} of {model} has no stand-in; using Llama"
-    name = model.lower()
-    for pattern, family in FAMILIES:
-        if fnmatch.fnmatch(name, pattern):
-            return family, None
-    return "llama", f"no known architecture family for {model!r}; using a Llama stand-in"
-
-
-def build_standin(family: str) -> Path:
-    """A randomly initialised ``family`` model (seeded) with the world's tokenizer, saved once to a local folder."""
-    final = smoke_root() / f"standin-{family}-v{STANDIN_VERSION}"
-    if (final / "DONE").exists():
-        return final
-    import torch
-    from transformers import AutoConfig, AutoModelForCausalLM
-
-    from prefopt.world.tokenizer import build_tokenizer
-
-    tok = build_tokenizer()
-    tok.model_max_length = POSITIONS  # the world's 64 is too short for reward-augmented prompts
-    config = AutoConfig.for_model(family, **STANDIN_CONFIGS[family](tok))
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        model = AutoModelForCausalLM.from_config(config)
-    model.generation_config.pad_token_id = tok.pad_token_id
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
-    model.save_pretrained(tmp)
-    tok.save_pretrained(tmp)
-    (tmp / "DONE").touch()
-    try:
-        os.rename(tmp, final)
-    except OSError:  # another process won the race with an identical folder
-        shutil.rmtree(tmp, ignore_errors=True)
-    return final
 
 
 def _write_jsonl(path: Path, rows: list[dict]) -> str:
@@ -184,44 +85,24 @@ def synthetic_prompts(n: int, *, split: str, seed: int) -> list[dict]:
     return [{"prompt": p} for p in make_prompts(n, seed=seed, split=split)]
 
 
-def judge(prompt, a: str, b: str) -> float:
-    """P(a ≻ b) = σ((r(a) − r(b)) / 0.1) over the smoke ``reward``: the pairwise judge of smoke runs."""
-    return 1.0 / (1.0 + math.exp(-(reward(prompt, a) - reward(prompt, b)) / 0.1))
-
-
-def _in_package(spec: dict) -> bool:
-    """Whether the spec's import path is prefopt's own (offline, and made for world prompts)."""
-    return str(spec.get("fn", "")).startswith("prefopt.")
-
-
-def _scorer(spec: Any, notes: list[str]) -> Any:
-    """The smoke run's scorer: hub models and user modules are replaced by a scorer of the same kind (a reward
-    function or a pairwise judge) over the world's reward; the policy's own judges are kept."""
-    if spec is None:
-        return None
-    if isinstance(spec, str):
-        spec = {"type": "reward_fn", "fn": spec} if ":" in spec else {"type": spec}
-    spec = dict(spec)
-    kind = spec.get("type")
-    if kind == "self_preference" or (kind == "llm_judge" and spec.get("model") == "policy"):
-        return {**spec, "labels": ["1", "2"]}  # the character tokenizer has no capitals
-    if kind == "implicit_reward" or (kind in ("reward_fn", "pairwise_judge") and _in_package(spec)):
-        return spec
-    if kind in ("llm_judge", "pairwise_judge"):  # keep a pairwise judge: strength pairing reads its matrices
-        notes.append(f"scorer {kind} → pairwise judge {SMOKE_JUDGE}")
-        return {"type": "pairwise_judge", "fn": SMOKE_JUDGE}
-    notes.append(f"scorer {kind} → {SMOKE_REWARD}")
-    return SMOKE_REWARD
+def _scorer(cfg: DictConfig, notes: list[str]) -> None:
+    """The scorer type's own smoke stand-in; the evaluation reward becomes the world's stand-in reward."""
+    spec = OmegaConf.to_container(cfg.scorer) if OmegaConf.is_config(cfg.scorer) else cfg.scorer
+    smoke = smoke_scorer(spec)
+    if spec is not None and smoke != scorer_spec(spec):
+        notes.append(f"scorer {spec} → {smoke}")
+    cfg.scorer = smoke
+    if cfg.reward:
+        if cfg.reward != standin.REWARD:
+            notes.append(f"reward {cfg.reward} → {standin.REWARD}")
+        cfg.reward = standin.REWARD
 
 
 def _pairing(cfg: DictConfig, notes: list[str]) -> None:
-    """Open the thresholds of threshold rules: a random stand-in's samples are never far apart."""
-    options = OmegaConf.to_container(cfg.pairing.options) or {}
-    opened = {"min_margin": 0.0} if cfg.pairing.rule in ("margin", "all_pairs", "strength") else {}
-    if cfg.pairing.rule == "dno":
-        opened = {"min_positive": -1e9, "margin": 0.0, "margin_if_policy": 0.0}
+    """Open the rule's thresholds (``SMOKE_OPTIONS``): a random stand-in's samples are never far apart."""
+    opened = SMOKE_OPTIONS.get(cfg.pairing.rule)
     if opened:
-        cfg.pairing.options = {**options, **opened}
+        cfg.pairing.options = {**(OmegaConf.to_container(cfg.pairing.options) or {}), **opened}
         notes.append(f"pairing {cfg.pairing.rule} thresholds opened")
 
 
@@ -275,22 +156,17 @@ def apply_smoke(cfg: DictConfig) -> DictConfig:
     notes: list[str] = []
     world = cfg.model is None
     if not world:
-        family, note = family_of(cfg.model)
+        family, note = standin.family_of(cfg.model)
         if note:
             notes.append(note)
-        path = build_standin(family)
-        notes.append(f"model {cfg.model} → {LAYERS}-layer {family} stand-in (hidden {HIDDEN})")
+        path = standin.build_standin(family, smoke_root())
+        notes.append(f"model {cfg.model} → {standin.LAYERS}-layer {family} stand-in (hidden {standin.HIDDEN})")
         cfg.model, cfg.tokenizer = str(path), None
         if cfg.reference.model:
             notes.append(f"reference.model {cfg.reference.model} → a frozen copy of the stand-in")
             cfg.reference.model = None
     _data(cfg, slug, notes)
-    scorer = _scorer(OmegaConf.to_container(cfg.scorer) if OmegaConf.is_config(cfg.scorer) else cfg.scorer, notes)
-    cfg.scorer = scorer
-    if cfg.reward:
-        if cfg.reward != SMOKE_REWARD:
-            notes.append(f"reward {cfg.reward} → {SMOKE_REWARD}")
-        cfg.reward = SMOKE_REWARD
+    _scorer(cfg, notes)
     if not world:
         _pairing(cfg, notes)
     _budget(cfg, world)

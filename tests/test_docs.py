@@ -8,9 +8,11 @@ import shlex
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 
 from prefopt.apidoc import main as apidoc
 from prefopt.config import load_config
+from prefopt.train import main as train_main
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
@@ -38,10 +40,14 @@ def test_the_docs_have_training_commands():
 
 
 @pytest.mark.parametrize("where, args", COMMANDS, ids=[c[0][:80] for c in COMMANDS])
-def test_every_documented_training_command_parses(where, args):
-    if args in (["--help"],):
+def test_every_documented_training_command_parses(where, args, capsys):
+    if args == ["--help"]:
+        assert train_main(args) == 0 and capsys.readouterr().out.startswith("usage:")
         return
-    load_config(args)  # raises on an unknown key, recipe or loss hyper-parameter
+    cfg = load_config(args)  # raises on an unknown key, recipe or loss hyper-parameter
+    for arg in args:  # and every key=value the page shows lands in the run's config
+        key = arg.split("=", 1)[0]
+        assert OmegaConf.select(cfg, key) == OmegaConf.select(OmegaConf.from_dotlist([arg]), key), f"{where}: {arg}"
 
 
 def test_relative_links_resolve():

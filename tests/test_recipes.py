@@ -6,6 +6,7 @@ The smoke runs are the CI check that a recipe still matches the pipeline: ``pref
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 from pathlib import Path
@@ -15,18 +16,12 @@ import torch
 from omegaconf import OmegaConf
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from prefopt.config import RECIPES_DIR, list_recipes, load_config
-from prefopt.smoke import (
-    SMOKE_JUDGE,
-    SMOKE_REWARD,
-    STANDIN_CONFIGS,
-    _scorer,
-    apply_smoke,
-    build_standin,
-    family_of,
-    synthetic_pairs,
-)
+from prefopt.config import RECIPES_DIR, list_recipes, load_config, recipe_path
+from prefopt.rounds.pairing import RULES, SMOKE_OPTIONS
+from prefopt.rounds.scorers import SCORERS, smoke_scorer
+from prefopt.smoke import apply_smoke, smoke_root, synthetic_pairs
 from prefopt.train import main
+from prefopt.world.standin import JUDGE, REWARD, STANDIN_CONFIGS, build_standin, family_of
 
 RECIPES = list_recipes()
 PAPER = {  # recipe name → arXiv id of the paper it reproduces
@@ -69,7 +64,8 @@ def block_lines(path: Path, key: str) -> list[str]:
 def test_recipe_loads_and_validates(name):
     cfg = load_config([f"recipe={name}"])
     assert cfg.recipe == name  # the run folder and summary name the recipe they came from
-    assert cfg.loss.name
+    # the recipe names its loss itself (a missing name would silently fall back to the default, dpo)
+    assert cfg.loss.name == OmegaConf.load(recipe_path(name)).loss.name
 
 
 def test_every_paper_has_a_recipe():
@@ -149,7 +145,7 @@ def test_unknown_model_falls_back_to_llama_with_a_note():
 
 @pytest.mark.parametrize("family", sorted(STANDIN_CONFIGS))
 def test_every_standin_loads_runs_and_fits_the_tokenizer(family):
-    path = build_standin(family)
+    path = build_standin(family, smoke_root())
     model = AutoModelForCausalLM.from_pretrained(path)
     tok = AutoTokenizer.from_pretrained(path)
     assert model.config.model_type == family and model.get_input_embeddings().num_embeddings >= len(tok)
@@ -160,25 +156,50 @@ def test_every_standin_loads_runs_and_fits_the_tokenizer(family):
 
 
 def test_scorer_rewrites():
-    notes = []
-    assert _scorer({"type": "reward_model", "path": "org/rm"}, notes) == SMOKE_REWARD
-    assert _scorer("my_module:reward", notes) == SMOKE_REWARD
-    assert _scorer({"type": "llm_judge", "model": "org/judge"}, notes) == {"type": "pairwise_judge",
-                                                                           "fn": SMOKE_JUDGE}
-    assert _scorer("self_preference", notes)["labels"] == ["1", "2"]
-    assert _scorer("implicit_reward", notes) == {"type": "implicit_reward"}
+    assert smoke_scorer(None) is None
+    assert smoke_scorer({"type": "reward_model", "path": "org/rm"}) == REWARD
+    assert smoke_scorer("my_module:reward") == REWARD
+    assert smoke_scorer({"type": "llm_judge", "model": "org/judge"}) == {"type": "pairwise_judge", "fn": JUDGE}
+    assert smoke_scorer({"type": "llm_judge", "model": "policy"})["labels"] == ["1", "2"]
+    assert smoke_scorer("self_preference")["labels"] == ["1", "2"]
+    assert smoke_scorer("implicit_reward") == {"type": "implicit_reward"}
     world = {"type": "pairwise_judge", "fn": "prefopt.world.judge:judge"}
-    assert _scorer(world, notes) == world
-    assert len(notes) == 3
+    assert smoke_scorer(world) == world
+    assert smoke_scorer("prefopt.world.tasks:reward") == {"type": "reward_fn", "fn": "prefopt.world.tasks:reward"}
+
+
+@pytest.mark.parametrize("kind", sorted(SCORERS))
+def test_every_scorer_type_has_an_offline_smoke_standin(kind):
+    """Hub models and users' modules in any required option are replaced: the smoke spec stays in the package."""
+    spec = {"type": kind, **{key: "org/remote:thing" for key in SCORERS[kind].keys}}
+    smoke = smoke_scorer(spec)
+    as_dict = {"type": "reward_fn", "fn": smoke} if isinstance(smoke, str) else smoke
+    assert as_dict["type"] in SCORERS
+    assert all(key not in as_dict for key in ("path", "model")) or as_dict.get("model") == "policy"
+    assert "fn" not in as_dict or as_dict["fn"].startswith("prefopt.")
+
+
+def test_smoke_options_open_real_thresholds_of_registered_rules():
+    for rule, options in SMOKE_OPTIONS.items():
+        params = inspect.signature(RULES[rule]).parameters
+        assert options and set(options) <= set(params), rule  # a typo would be passed to the rule and fail late
+
+
+def test_apply_smoke_opens_the_pairing_thresholds(tmp_path, keep_threads):
+    cfg = apply_smoke(load_config(["recipe=paper/dno", "pairing.options.margin=3.0", f"output_dir={tmp_path}"]))
+    assert cfg.pairing.rule == "dno"
+    assert {k: cfg.pairing.options[k] for k in SMOKE_OPTIONS["dno"]} == SMOKE_OPTIONS["dno"]
 
 
 def test_apply_smoke_shrinks_a_paper_recipe(tmp_path, keep_threads):
-    cfg = apply_smoke(load_config(["recipe=paper/rrpo", "peft.load_in_4bit=true", f"output_dir={tmp_path}"]))
+    argv = ["recipe=paper/rrpo", "peft.load_in_4bit=true", "loss.beta=0.37", f"output_dir={tmp_path}"]
+    cfg = apply_smoke(load_config(argv))
     assert cfg.model != "Qwen/Qwen2-7B-Instruct" and cfg.tokenizer is None
     assert (cfg.train.max_steps, cfg.train.bf16, cfg.peft.load_in_4bit, cfg.peft.r) == (2, False, False, 8)
     assert cfg.peft.lora_alpha == 16  # alpha / r kept (256 / 128)
     assert cfg.generation.backend == "hf" and cfg.report_to == "none" and cfg.output_dir == str(tmp_path)
-    assert cfg.loss.beta == 0.1  # hyper-parameters are the recipe's
+    # hyper-parameters are the run's own (0.37 is no loss's default, so a reset to defaults would show)
+    assert OmegaConf.to_container(cfg.loss) == {"name": "rrpo", "beta": 0.37, "alpha": 0.01}
 
 
 def test_synthetic_pairs_carry_scores_inside_the_source_scale():

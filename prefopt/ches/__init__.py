@@ -11,11 +11,10 @@ Command line: ``python -m prefopt.ches model=... data=... output=... keep_fracti
 demonstration on the tiny world: ``python -m prefopt.ches.demo``. See docs/ches.md.
 """
 
-from prefopt.ches.filter import ChesFilterConfig, apply_ches_filter, check_rule, select, summarize
+from prefopt.ches.filter import apply_ches_filter, check_rule, select, summarize
 from prefopt.ches.score import ches_from_sums, ches_scores, record_pair, score_records, tokenize_pairs
 
 __all__ = [
-    "ChesFilterConfig",
     "apply_ches_filter",
     "check_rule",
     "ches_from_sums",

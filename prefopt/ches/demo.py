@@ -29,6 +29,7 @@ from torch import Tensor
 from losses import PreferenceLogps, dpo_loss
 from prefopt.ches.score import ches_scores
 from prefopt.data.tokenize import tokenize_list
+from prefopt.tensors import pad_rows
 
 DIGITS, LETTERS = "0123456789", "abcdefghijklmnopqrstuvwxyz"
 
@@ -107,14 +108,9 @@ def _batch(tokenizer, records: list[dict[str, Any]]) -> dict[str, Tensor]:
         for response in tok.response_ids:
             seqs.append(tok.prompt_ids + response)
             starts.append(len(tok.prompt_ids))
-    width = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), width), tokenizer.pad_token_id, dtype=torch.long)   # (2B, T)
-    attention = torch.zeros_like(ids)
-    labels = torch.zeros_like(ids, dtype=torch.bool)                                # (2B, T) response tokens
-    for row, (seq, start) in enumerate(zip(seqs, starts, strict=True)):
-        ids[row, : len(seq)] = torch.tensor(seq)
-        attention[row, : len(seq)] = 1
-        labels[row, start : len(seq)] = True
+    ids, attention = pad_rows(seqs, tokenizer.pad_token_id)                         # (2B, T), (2B, T)
+    response = [[0] * start + [1] * (len(seq) - start) for seq, start in zip(seqs, starts, strict=True)]
+    labels = pad_rows(response, 0)[0].bool()                                        # (2B, T) response tokens
     return {"input_ids": ids, "attention_mask": attention, "labels": labels}
 
 

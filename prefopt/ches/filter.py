@@ -17,7 +17,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,17 +26,6 @@ from torch import Tensor
 from prefopt.ches.score import score_records
 
 QUANTILES = {"min": 0.0, "p5": 0.05, "p25": 0.25, "p50": 0.5, "p75": 0.75, "p95": 0.95, "max": 1.0}
-
-
-@dataclass
-class ChesFilterConfig:
-    """The ``ches:`` block of a recipe (and the filtering part of ``python -m prefopt.ches``)."""
-
-    keep_fraction: float | None = None
-    drop_fraction: float | None = None
-    threshold: float | None = None
-    length_normalize: bool = True
-    batch_size: int = 16
 
 
 def check_rule(keep_fraction: float | None, drop_fraction: float | None, threshold: float | None) -> dict[str, float]:

@@ -28,7 +28,6 @@ chosen response's likelihood too ("likelihood displacement"). Usage::
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +36,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from prefopt.data.tokenize import tokenize_list
+from prefopt.tensors import eval_mode, pad_rows
 
 
 @dataclass
@@ -94,18 +94,6 @@ def _input_device(model) -> torch.device:
     return next(model.parameters()).device
 
 
-@contextmanager
-def _eval_mode(model):
-    """Eval mode and no grad for the scoring forwards; the caller's train/eval mode is restored afterwards."""
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            yield
-    finally:
-        model.train(was_training)
-
-
 def _pad_id(tokenizer) -> int:
     for token_id in (tokenizer.pad_token_id, tokenizer.eos_token_id):
         if token_id is not None:
@@ -125,13 +113,9 @@ def _collate(pairs: Sequence[PairTokens], pad_id: int) -> tuple[Tensor, Tensor, 
         for response in (pair.chosen_ids, pair.rejected_ids):
             seqs.append(pair.prompt_ids + response)
             spans.append((p - 1, p - 1 + len(response)))
-    width = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)            # (2b, T)
-    mask = torch.zeros((len(seqs), width), dtype=torch.long)                  # (2b, T)
-    positions = torch.zeros((len(seqs), width), dtype=torch.float32)          # (2b, T)
-    for row, (seq, (start, stop)) in enumerate(zip(seqs, spans, strict=True)):
-        ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
-        mask[row, : len(seq)] = 1
+    ids, mask = pad_rows(seqs, pad_id)                                      # (2b, T), (2b, T)
+    positions = torch.zeros(ids.shape, dtype=torch.float32)                 # (2b, T)
+    for row, (start, stop) in enumerate(spans):
         positions[row, start:stop] = 1.0
     return ids, mask, positions
 
@@ -150,7 +134,7 @@ def response_embedding_sums(model, pairs: Sequence[PairTokens], *, pad_id: int,
     backbone, device = _backbone(model), _input_device(model)
     order = sorted(range(len(pairs)), key=lambda i: -pairs[i].length)
     sums: list[Tensor] = [torch.empty(0)] * len(pairs)
-    with _eval_mode(model):
+    with eval_mode(model), torch.no_grad():
         for start in tqdm(range(0, len(order), batch_size), desc="CHES", unit="batch", disable=None):
             chunk = order[start : start + batch_size]
             ids, mask, weights = _collate([pairs[i] for i in chunk], pad_id)

@@ -60,8 +60,3 @@ def tokenize_list(tokenizer, prompt: str | Messages, responses: list[str | Messa
         fulls = [_ids(tokenizer, prompt + (r if r.endswith(eos) else r + eos)) for r in responses]
     prompt_len = min(common_prefix_length(prompt_ids, full) for full in fulls)
     return TokenizedList(prompt_ids[:prompt_len], [full[prompt_len:] for full in fulls], len(prompt_ids) - prompt_len)
-
-
-def render_prompt_ids(tokenizer, prompt: str | Messages) -> list[int]:
-    """Token ids of a prompt alone, as generation sees it (chat template with the generation prompt)."""
-    return _ids(tokenizer, prompt, add_generation_prompt=True) if is_messages(prompt) else _ids(tokenizer, prompt)

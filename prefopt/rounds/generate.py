@@ -22,6 +22,8 @@ from typing import Any
 
 import torch
 
+from prefopt.tensors import eval_mode, pad_rows
+
 Prompt = str | list[dict[str, Any]]
 VLLM_MISSING = "the vLLM backend needs vllm, which is not installed: pip install prefopt[vllm]"
 
@@ -46,18 +48,6 @@ def _prompt_ids(tokenizer, prompts: Sequence[Prompt]) -> list[list[int]]:
         text, add_special = render_prompt(tokenizer, prompt)
         ids.append(tokenizer(text, add_special_tokens=add_special)["input_ids"])
     return ids
-
-
-def _left_pad(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(B, T) input ids and attention mask, padded on the left so every prompt ends at the last column."""
-    width = max(len(r) for r in rows)
-    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, row in enumerate(rows):
-        if row:
-            input_ids[i, width - len(row):] = torch.tensor(row)
-            attention_mask[i, width - len(row):] = 1
-    return input_ids, attention_mask
 
 
 def _generation_kwargs(tokenizer, max_new_tokens: int, temperature: float, top_p: float) -> dict[str, Any]:
@@ -85,7 +75,7 @@ def _sample_hf(model, tokenizer, rows: list[list[int]], *, max_new_tokens: int, 
     starts = range(0, len(rows), batch_size)
     for b, start in enumerate(tqdm(starts, desc="generate", unit="batch", disable=not progress)):
         idx = order[start:start + batch_size]
-        input_ids, attention_mask = _left_pad([rows[i] for i in idx], kwargs["pad_token_id"])
+        input_ids, attention_mask = pad_rows([rows[i] for i in idx], kwargs["pad_token_id"], side="left")
         # Seeding per batch makes a batch's samples independent of how many batches ran before it.
         torch.manual_seed(seed + b)
         out = model.generate(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device), **kwargs)
@@ -126,15 +116,13 @@ def sample(model, tokenizer, prompts: Sequence[Prompt], *, k: int = 1, max_new_t
     if not prompts:
         return []
     rows = [ids for ids in _prompt_ids(tokenizer, prompts) for _ in range(k)]  # prompt i's copies are adjacent
-    was_training, padding_side = model.training, tokenizer.padding_side
-    model.eval()
+    padding_side = tokenizer.padding_side
     tokenizer.padding_side = "left"
     try:
-        with torch.random.fork_rng(devices=_cuda_devices(model)):
+        with eval_mode(model), torch.random.fork_rng(devices=_cuda_devices(model)):
             flat = _sample_hf(model, tokenizer, rows, max_new_tokens=max_new_tokens, temperature=temperature,
                               top_p=top_p, batch_size=batch_size, seed=seed, progress=progress)
     finally:
-        model.train(was_training)
         tokenizer.padding_side = padding_side
     return [flat[i * k:(i + 1) * k] for i in range(len(prompts))]
 

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 import torch
 
 from prefopt.rounds.scoring import ScoringError, check_lists, prompt_text, response_text
+from prefopt.tensors import eval_mode, pad_rows
 from prefopt.trainer import ListCollator, feature_logps, list_features
 
 JudgeFn = Callable[[str, str, str], float]
@@ -172,26 +173,18 @@ class LLMJudge:
     @torch.no_grad()
     def batch(self, triples: list[tuple[str, str, str]]) -> list[float]:
         """P(a ≻ b) for each (prompt, a, b)."""
-        was_training = self.model.training
-        self.model.eval()
         device = next(self.model.parameters()).device
         out: list[float] = []
-        try:
+        with eval_mode(self.model):
             for start in range(0, len(triples), self.batch_size):
                 enc = [self.encode(*t) for t in triples[start: start + self.batch_size]]
-                width = max(len(e[0]) for e in enc)
-                ids = torch.full((len(enc), width), self.pad_token_id, dtype=torch.long)
-                mask = torch.zeros((len(enc), width), dtype=torch.long)
-                for j, (row, _, _) in enumerate(enc):  # left padding: the verdict is predicted at position −1
-                    ids[j, width - len(row):] = torch.tensor(row)
-                    mask[j, width - len(row):] = 1
+                # Left padding: the verdict is predicted at position -1 of every row.
+                ids, mask = pad_rows([e[0] for e in enc], self.pad_token_id, side="left")
                 positions = (mask.cumsum(-1) - 1).clamp(min=0)
                 logits = self.model(input_ids=ids.to(device), attention_mask=mask.to(device),
                                     position_ids=positions.to(device), use_cache=False).logits[:, -1].float()
                 pick = torch.tensor([[e[1], e[2]] for e in enc], device=logits.device)  # (n, 2)
                 out.extend(logits.gather(1, pick).softmax(-1)[:, 0].cpu().tolist())
-        finally:
-            self.model.train(was_training)
         return out
 
     def __call__(self, prompt: str, a: str, b: str) -> float:

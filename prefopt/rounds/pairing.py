@@ -272,6 +272,15 @@ RULES: dict[str, Callable[..., tuple[list[dict], DataReport]]] = {
 # rules whose output keeps whole lists (a listwise loss needs one of them); every other rule emits pairs
 LIST_RULES = ("full_list", "d2o")
 
+# rule name → the options that open its thresholds in smoke runs (``smoke=true``): a random stand-in model's
+# samples are never far apart, so the paper's margins would drop every pair. Rules without thresholds are absent.
+SMOKE_OPTIONS: dict[str, dict[str, float]] = {
+    "all_pairs": {"min_margin": 0.0},
+    "margin": {"min_margin": 0.0},
+    "strength": {"min_margin": 0.0},
+    "dno": {"min_positive": -1e9, "margin": 0.0, "margin_if_policy": 0.0},
+}
+
 
 def build(records: list[dict], rule: str, **options: Any) -> tuple[list[dict], DataReport]:
     """Apply the pairing rule named ``rule`` (a key of ``RULES``) with its options."""

@@ -4,16 +4,18 @@
     make_scorer({"type": "reward_model", "path": "my/rm"})      a sequence-classification reward model
     make_scorer("implicit_reward", policy=π, ref=π_ref, ...)    CREAM's self-reward
 
-Each type is one entry of ``SCORERS``: (builder, required options, required live objects); nothing dispatches on
-a type name elsewhere.
+Each type is one entry of ``SCORERS``: its builder, required options, required live objects and its smoke
+stand-in; nothing dispatches on a type name elsewhere.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
 
 from prefopt.rounds.judges import ImplicitRewardScorer, LLMJudge, PairwiseJudgeScorer
 from prefopt.rounds.scoring import RewardFnScorer, RewardModelScorer, Scorer, resolve_import_path
+from prefopt.world import standin
 
 
 def _reward_fn(spec: dict, ctx: dict) -> Scorer:
@@ -55,15 +57,74 @@ def _implicit_reward(spec: dict, ctx: dict) -> Scorer:
     return ImplicitRewardScorer(ctx["policy"], ctx["ref"], ctx["tokenizer"], **spec)
 
 
-# type → (builder, required spec keys, required context objects)
-SCORERS: dict[str, tuple[Callable[[dict, dict], Scorer], tuple[str, ...], tuple[str, ...]]] = {
-    "reward_fn": (_reward_fn, ("fn",), ()),
-    "reward_model": (_reward_model, ("path",), ()),
-    "llm_judge": (_llm_judge, ("model",), ()),
-    "pairwise_judge": (_pairwise_judge, ("fn",), ()),
-    "self_preference": (_self_preference, (), ("policy", "tokenizer")),
-    "implicit_reward": (_implicit_reward, (), ("policy", "tokenizer")),
+# Smoke stand-ins (``smoke=true``): spec → the spec a smoke run uses. Hub models and users' modules become a
+# scorer of the same kind over the tiny world's reward; prefopt's own functions and the policy's own judges stay.
+
+
+def _in_package(spec: dict) -> bool:
+    """Whether the spec's import path is prefopt's own (offline, and made for world prompts)."""
+    return str(spec.get("fn", "")).startswith("prefopt.")
+
+
+def _same(spec: dict) -> Any:
+    return spec
+
+
+def _world_reward(spec: dict) -> Any:
+    return spec if _in_package(spec) else standin.REWARD
+
+
+def _world_judge(spec: dict) -> Any:
+    # still a pairwise judge: strength pairing reads its preference matrices
+    return spec if _in_package(spec) else {"type": "pairwise_judge", "fn": standin.JUDGE}
+
+
+def _world_labels(spec: dict) -> Any:
+    return {**spec, "labels": ["1", "2"]}  # verdict labels the world's character tokenizer knows (no capitals)
+
+
+def _llm_judge_smoke(spec: dict) -> Any:
+    if spec.get("model") == "policy":
+        return _world_labels(spec)
+    return {"type": "pairwise_judge", "fn": standin.JUDGE}
+
+
+class ScorerType(NamedTuple):
+    build: Callable[[dict, dict], Scorer]  # (options, live objects) -> scorer
+    keys: tuple[str, ...]  # required options
+    needs: tuple[str, ...]  # required live objects (policy, ref, tokenizer)
+    smoke: Callable[[dict], Any]  # spec (with its "type") -> the spec a smoke run uses instead
+
+
+SCORERS: dict[str, ScorerType] = {
+    "reward_fn": ScorerType(_reward_fn, ("fn",), (), _world_reward),
+    "reward_model": ScorerType(_reward_model, ("path",), (), lambda spec: standin.REWARD),
+    "llm_judge": ScorerType(_llm_judge, ("model",), (), _llm_judge_smoke),
+    "pairwise_judge": ScorerType(_pairwise_judge, ("fn",), (), _world_judge),
+    "self_preference": ScorerType(_self_preference, (), ("policy", "tokenizer"), _world_labels),
+    "implicit_reward": ScorerType(_implicit_reward, (), ("policy", "tokenizer"), _same),
 }
+
+
+def scorer_spec(spec) -> dict:
+    """A recipe's scorer entry as ``{"type": NAME, ...options}`` with NAME a key of ``SCORERS``."""
+    if isinstance(spec, str):
+        spec = {"type": "reward_fn", "fn": spec} if ":" in spec else {"type": spec}
+    if not isinstance(spec, Mapping):
+        raise TypeError(f"scorer spec must be a string, a mapping or a scorer, got {type(spec).__name__}")
+    spec = dict(spec)
+    if spec.get("type") not in SCORERS:
+        raise ValueError(f"unknown scorer type {spec.get('type')!r}; valid types: {', '.join(sorted(SCORERS))} "
+                         "(or 'pkg.module:function')")
+    return spec
+
+
+def smoke_scorer(spec) -> Any:
+    """The scorer spec a smoke run uses in place of ``spec`` (its type's ``smoke`` stand-in); None stays None."""
+    if spec is None:
+        return None
+    spec = scorer_spec(spec)
+    return SCORERS[spec["type"]].smoke(spec)
 
 
 def make_scorer(spec, *, policy=None, ref=None, tokenizer=None) -> Scorer:
@@ -80,16 +141,9 @@ def make_scorer(spec, *, policy=None, ref=None, tokenizer=None) -> Scorer:
     """
     if callable(spec) and not isinstance(spec, (str, Mapping)):
         return spec
-    if isinstance(spec, str):
-        spec = {"type": "reward_fn", "fn": spec} if ":" in spec else {"type": spec}
-    if not isinstance(spec, Mapping):
-        raise TypeError(f"scorer spec must be a string, a mapping or a scorer, got {type(spec).__name__}")
-    spec = dict(spec)
-    kind = spec.pop("type", None)
-    valid = ", ".join(sorted(SCORERS))
-    if kind not in SCORERS:
-        raise ValueError(f"unknown scorer type {kind!r}; valid types: {valid} (or 'pkg.module:function')")
-    builder, keys, needs = SCORERS[kind]
+    spec = scorer_spec(spec)
+    kind = spec.pop("type")
+    builder, keys, needs, _ = SCORERS[kind]
     missing = [k for k in keys if k not in spec]
     if missing:
         raise ValueError(f"scorer type {kind!r} needs option(s) {', '.join(missing)}")

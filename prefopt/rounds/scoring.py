@@ -23,6 +23,7 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 
 from prefopt.data.tokenize import as_assistant, is_messages
+from prefopt.tensors import eval_mode, pad_rows
 
 
 class ScoringError(ValueError):
@@ -181,13 +182,7 @@ class RewardModelScorer:
     def _forward(self, texts: list[str], special: bool) -> list[float]:
         enc = self.tokenizer(texts, add_special_tokens=special, truncation=self.max_length is not None,
                              max_length=self.max_length)
-        rows = enc["input_ids"]
-        width = max(len(r) for r in rows)
-        ids = torch.full((len(rows), width), self.pad_token_id, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for j, r in enumerate(rows):  # right padding, by hand: independent of tokenizer.padding_side
-            ids[j, : len(r)] = torch.tensor(r)
-            mask[j, : len(r)] = 1
+        ids, mask = pad_rows(enc["input_ids"], self.pad_token_id)  # right padding whatever tokenizer.padding_side
         device = next(self.model.parameters()).device
         logits = self.model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits  # (n, 1)
         return logits[:, 0].float().cpu().tolist()
@@ -196,15 +191,11 @@ class RewardModelScorer:
         check_lists(prompts, lists, "reward model")
         flat = [(i, k, *self.text(p, r))
                 for i, (p, rs) in enumerate(zip(prompts, lists, strict=True)) for k, r in enumerate(rs)]
-        was_training = self.model.training
-        self.model.eval()
         values: list[float] = []
-        try:
+        with eval_mode(self.model):
             for start in range(0, len(flat), self.batch_size):
                 chunk = flat[start: start + self.batch_size]
                 values.extend(self._forward([c[2] for c in chunk], chunk[0][3]))
-        finally:
-            self.model.train(was_training)
         out: list[list[float]] = [[] for _ in prompts]
         for (i, k, _, _), v in zip(flat, values, strict=True):
             out[i].append(check_score(v, i, k, "reward model"))

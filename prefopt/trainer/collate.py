@@ -13,15 +13,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-
-def _pad(rows: list[list[int]], value: int, multiple: int | None) -> Tensor:
-    width = max(len(r) for r in rows)
-    if multiple:
-        width = -(-width // multiple) * multiple
-    out = torch.full((len(rows), width), value, dtype=torch.long)
-    for i, r in enumerate(rows):
-        out[i, : len(r)] = torch.tensor(r, dtype=torch.long)
-    return out
+from prefopt.tensors import pad_rows
 
 
 @dataclass
@@ -60,10 +52,11 @@ class ListCollator:
                     segs.append(self._cut([0] * len(prompt) + list(f["segment_ids"][k])))
                 list_index.append(b)
                 slot.append(k)
+        input_ids, attention_mask = pad_rows(ids, self.pad_token_id, multiple_of=self.pad_to_multiple_of)
         batch = {
-            "input_ids": _pad(ids, self.pad_token_id, self.pad_to_multiple_of),
-            "attention_mask": _pad([[1] * len(r) for r in ids], 0, self.pad_to_multiple_of),
-            "completion_mask": _pad(completion, 0, self.pad_to_multiple_of),
+            "input_ids": input_ids,
+            "attention_mask": attention_mask,
+            "completion_mask": pad_rows(completion, 0, multiple_of=self.pad_to_multiple_of)[0],
             "list_index": torch.tensor(list_index, dtype=torch.long),
             "slot": torch.tensor(slot, dtype=torch.long),
         }
@@ -76,7 +69,7 @@ class ListCollator:
         if features[0].get("weight") is not None:
             batch["weight"] = torch.tensor([f["weight"] for f in features], dtype=torch.float32)
         if segs:
-            batch["segments"] = _pad(segs, 0, self.pad_to_multiple_of)
+            batch["segments"] = pad_rows(segs, 0, multiple_of=self.pad_to_multiple_of)[0]
         return batch
 
     @staticmethod

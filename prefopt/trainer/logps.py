@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 from trl.trainer.utils import add_fused_lm_head
 
 from prefopt.data.tokenize import tokenize_list
+from prefopt.tensors import eval_mode
 from prefopt.trainer.collate import ListCollator
 
 
@@ -120,11 +121,9 @@ def list_features(tokenizer, prompts: list, responses: list[list]) -> list[dict]
 def feature_logps(model, features: list[dict], collator: ListCollator, *, batch_size: int = 16,
                   average: bool = False, desc: str | None = None) -> list[list[float]]:
     """Summed (or per-token mean) response log-probs of tokenized lists, batched; the model's mode is restored."""
-    was_training = model.training
-    model.eval()
     device = next(model.parameters()).device
     out: list[list[float]] = []
-    try:
+    with eval_mode(model):
         for start in tqdm(range(0, len(features), batch_size), desc=desc, disable=desc is None):
             chunk = features[start:start + batch_size]
             batch = collator(chunk)
@@ -136,8 +135,6 @@ def feature_logps(model, features: list[dict], collator: ListCollator, *, batch_
                 seq = seq / mask.sum(1).clamp(min=1)
             grid = collator.to_lists(seq.cpu(), batch)
             out.extend(row[: len(f["response_ids"])] for row, f in zip(grid.tolist(), chunk, strict=True))
-    finally:
-        model.train(was_training)
     return out
 
 

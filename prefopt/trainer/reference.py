@@ -18,8 +18,6 @@ from trl.trainer.utils import hash_module
 from prefopt.trainer.collate import ListCollator
 from prefopt.trainer.logps import feature_logps
 
-REFERENCE_MODES = ("model", "adapter", "precomputed")
-
 
 def adapter_off(model):
     """Context in which a PEFT model computes as its base model (no second copy of the weights)."""

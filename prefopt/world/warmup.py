@@ -20,6 +20,7 @@ import time
 import torch
 from torch import Tensor
 
+from prefopt.tensors import pad_rows
 from prefopt.world.tasks import draw_prompt, noisy_demonstration
 
 
@@ -57,13 +58,8 @@ def demo_batch(encoder: DemoEncoder, rng: random.Random, batch_size: int, noise:
     for _ in range(batch_size):
         prompt = draw_prompt(rng, "train")
         pairs.append(encoder.encode(prompt, noisy_demonstration(prompt, rng, noise, repeat_rate)))
-    width = max(len(ids) for ids, _ in pairs)
-    input_ids = torch.full((batch_size, width), encoder.pad)  # (B, T)
-    labels = torch.full((batch_size, width), -100)  # (B, T): -100 on prompt and padding
-    for i, (ids, prompt_len) in enumerate(pairs):
-        input_ids[i, : len(ids)] = torch.tensor(ids)
-        labels[i, prompt_len : len(ids)] = input_ids[i, prompt_len : len(ids)]
-    attention_mask = (torch.arange(width)[None, :] < torch.tensor([len(ids) for ids, _ in pairs])[:, None]).long()
+    input_ids, attention_mask = pad_rows([ids for ids, _ in pairs], encoder.pad)  # (B, T), (B, T)
+    labels = pad_rows([[-100] * n + ids[n:] for ids, n in pairs], -100)[0]  # (B, T): -100 on prompt and padding
     return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
 
 
