@@ -29,26 +29,25 @@ if os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
 from losses import PreferenceLogps, dpo_loss  # noqa: E402
 from prefopt.rounds.evaluate import evaluate_reward  # noqa: E402
 from prefopt.rounds.generate import sample  # noqa: E402
+from prefopt.rounds.pairing import best_vs_worst  # noqa: E402
 from prefopt.world import tasks  # noqa: E402
 from prefopt.world.model import WorldConfig, load_base_policy  # noqa: E402
 from prefopt.world.warmup import DemoEncoder  # noqa: E402
 
 
 def best_worst_pairs(prompts, responses):
-    """(prompt, chosen, rejected, chosen score, rejected score) per prompt whose best and worst scores differ."""
-    pairs = []
-    for prompt, group in zip(prompts, responses, strict=True):
-        scored = sorted(((tasks.reward(prompt, r), r) for r in group), key=lambda t: t[0])
-        (lo, worst), (hi, best) = scored[0], scored[-1]
-        if hi > lo:
-            pairs.append((prompt, best, worst, hi, lo))
-    return pairs
+    """(prompt, chosen, rejected) per prompt whose best and worst task rewards differ: the round pipeline's
+    ``best_vs_worst`` rule (first highest against last lowest) on the scored lists."""
+    records = [{"prompt": p, "responses": list(group), "scores": [tasks.reward(p, r) for r in group]}
+               for p, group in zip(prompts, responses, strict=True)]
+    pairs, _ = best_vs_worst(records)
+    return [(r["prompt"], *r["responses"]) for r in pairs]
 
 
 def encode_pairs(tokenizer, pairs):
     """(2P, T) right-padded ids, attention mask and response-token mask: chosen rows first, then rejected."""
     encoder = DemoEncoder(tokenizer)
-    rows = [encoder.encode(p, c) for p, c, *_ in pairs] + [encoder.encode(p, r) for p, _, r, *_ in pairs]
+    rows = [encoder.encode(p, c) for p, c, _ in pairs] + [encoder.encode(p, r) for p, _, r in pairs]
     width = max(len(ids) for ids, _ in rows)
     ids = torch.full((len(rows), width), tokenizer.pad_token_id)
     response = torch.zeros((len(rows), width), dtype=torch.bool)

@@ -22,7 +22,14 @@ from datetime import date
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-RECIPES = ["dpo", "lipo", "dno", "d2o", "osp", "cream", "rrpo"]
+# Run as a script, benchmarks/ is sys.path[0] and its losses.py would shadow the ``losses`` package: drop it.
+if os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
+    sys.path.pop(0)
+
+from losses import LOSSES  # noqa: E402
+
+# Every registered loss, in registry order, with its default recipe recipes/NAME.yaml.
+RECIPES = [name for name in LOSSES if (ROOT / "recipes" / f"{name}.yaml").is_file()]
 
 
 def run_one(recipe: str, seed: int, out: Path, extra: list[str]) -> dict:

@@ -74,3 +74,17 @@ def weight_or_one(x: PreferenceLogps, name: str) -> Tensor | float:
         bad = int(((w < 0) | (w > 1) | w.isnan()).nonzero()[0, 0])
         raise ValueError(f"{name}: weight must lie in [0, 1]; list {bad} has weight {float(w[bad])}")
     return w
+
+
+def soft_label_pair_loss(x: PreferenceLogps, beta: float, name: str) -> Tensor:
+    """−p·log σ(β·h) − (1 − p)·log σ(−β·h) on each list's best-vs-worst pair, p = ``x.weight`` (1 when absent).
+
+    The arithmetic DNO (Eq. 11), OSP (SPCE) and CREAM share; they differ in where p comes from, which is the data
+    side's business. p = 1 is ``dpo_loss``; p = 1 − ε is DPO with label smoothing ε.
+
+    Returns:
+        (B,) unreduced; 0 with no gradient on a list without a preference, even when a weight is given.
+    """
+    h, has_pref = pair_margin(x)  # (B,), (B,)
+    p = weight_or_one(x, name)  # (B,) or 1.0, checked to lie in [0, 1]
+    return soft_logistic(beta * h, p) * has_pref

@@ -7,10 +7,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from losses._common import log_ratios
+from losses.hparams import NonNegative, Positive
 from losses.types import PreferenceLogps
 
 
-def d2o_loss(x: PreferenceLogps, *, beta: float = 0.1, alpha: float = 0.1) -> Tensor:
+def d2o_loss(x: PreferenceLogps, *, beta: Positive = 0.1, alpha: NonNegative = 0.1) -> Tensor:
     """Distributional Dispreference Optimization loss, per list.
 
     Paper:
@@ -28,7 +29,7 @@ def d2o_loss(x: PreferenceLogps, *, beta: float = 0.1, alpha: float = 0.1) -> Te
             references may differ; the paper uses the initial model for both)
         y_l = the valid entry with the strictly lowest ``x.scores``: the human-annotated negative
         y_1..y_K = every other valid entry: the self-generated samples; K = their count per list (a masked mean)
-        β = ``beta``, α = ``alpha`` (the paper: K = 11, α = β = 0.1)
+        β = ``beta`` > 0, α = ``alpha`` ≥ 0 (the paper: K = 11, α = β = 0.1)
 
     Returns:
         (B,) unreduced loss. A list whose valid scores are all equal (or with one valid entry) has no negative:
@@ -41,19 +42,9 @@ def d2o_loss(x: PreferenceLogps, *, beta: float = 0.1, alpha: float = 0.1) -> Te
     Reduction to DPO:
         K = 1, α = β and one reference: z = β·h with the sample as y_w, i.e. exactly ``dpo_loss``.
 
-    Verified vs chosen (review). Read from the paper itself: the arXiv abstract page of 2403.03419v2 (title,
-    authors, revision dates, abstract) and the ACL Anthology record (Findings of EMNLP 2024, pp. 1012-1042); the
-    abstract's definition: D²O "maximizes the discrepancy between dispreferred responses and the generated
-    non-negative ones", "using self-generated responses as anchors", and is "theoretically an upper bound of the
-    instance-level DPO". The arXiv HTML (method section) is not stored here, so Eq. 3 comes from transcriptions:
-    two read in this review (one states it was checked against the v2 text) agree with the two the first
-    implementation used, and with the code:
-        L_D2O = −E_{(x,y_l)∼D}[log σ((β/K)·Σ_i log πθ(y_i|x)/π_r⁻(y_i|x) − α·log πθ(y_l|x)/π_r⁺(y_l|x))],
-    y_i ∼ π_r(·|x), with K = 11, α = β = 0.1 and π_r⁺ = π_r⁻ = the initial Alpaca model in the experiments; the
-    positive part of the gradient (Eq. 4) is the mean over the K samples (tested). Chosen here: which entry is
-    the negative (the strict lowest score) and which are samples (all others), the masked mean for ragged K, and
-    the tie rules above. Sampling the K responses is data-side: the data module puts them in the list with a
-    score above the negative's.
+    Deviations (chosen; Eq. 3 is read from transcriptions, docs/losses/d2o.md "Verified vs chosen"):
+        The negative is the strictly lowest valid score and the samples are all other valid entries, with a
+        masked mean for ragged K; sampling the K responses is data-side (``prefopt.rounds.pairing.d2o_lists``).
     """
     ratios = log_ratios(x)  # (B, K), compute dtype
     valid = x.valid

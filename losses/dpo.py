@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from torch import Tensor
 
 from losses._common import pair_margin, soft_logistic
+from losses.hparams import Interval, Positive
 from losses.types import PreferenceLogps
 
 
-def dpo_loss(x: PreferenceLogps, *, beta: float = 0.1, label_smoothing: float = 0.0) -> Tensor:
+def dpo_loss(x: PreferenceLogps, *, beta: Positive = 0.1,
+             label_smoothing: Annotated[float, Interval(ge=0, lt=0.5)] = 0.0) -> Tensor:
     """Direct Preference Optimization loss, per list.
 
     Paper:
@@ -24,16 +28,14 @@ def dpo_loss(x: PreferenceLogps, *, beta: float = 0.1, label_smoothing: float = 
         πθ(y|x)  = ``x.policy``    (B, K) summed response log-probs
         πref(y|x) = ``x.ref``      (B, K)
         y_w, y_l = the valid entries with the highest and the lowest ``x.scores`` (first max, last min)
-        β = ``beta``, ε = ``label_smoothing`` in [0, 0.5)
+        β = ``beta`` > 0, ε = ``label_smoothing`` in [0, 0.5)
 
     Returns:
         (B,) unreduced loss. A list whose valid scores are all equal has no preference: loss 0, no gradient.
         Inputs in bf16/fp16 are computed and returned in float32.
 
-    Choices the paper leaves open:
+    Deviations:
         Lists longer than two reduce to best-vs-worst; ``x.weight`` and ``x.lengths`` are ignored.
     """
-    if not 0.0 <= label_smoothing < 0.5:
-        raise ValueError(f"dpo_loss: label_smoothing must lie in [0, 0.5), got {label_smoothing}")
     h, has_pref = pair_margin(x)
     return soft_logistic(beta * h, 1.0 - label_smoothing) * has_pref

@@ -9,10 +9,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from losses._common import compute_dtype, log_ratios
+from losses.hparams import Positive
 from losses.types import PreferenceLogps
 
 
-def lipo_loss(x: PreferenceLogps, *, beta: float = 0.05) -> Tensor:
+def lipo_loss(x: PreferenceLogps, *, beta: Positive = 0.05) -> Tensor:
     """Listwise Preference Optimization loss (LiPO-λ), per list.
 
     Paper:
@@ -30,23 +31,16 @@ def lipo_loss(x: PreferenceLogps, *, beta: float = 0.05) -> Tensor:
         ψ_i        = ``x.scores``  (B, K) the labels (higher is better)
         valid      = ``x.mask``    (B, K) padded entries never form a pair and rank after every valid one
         τ_i        = 1-based rank of s_i among the list's valid entries, sorted descending
-        β          = ``beta``
+        β          = ``beta`` > 0
 
     Returns:
         (B,) unreduced loss, the sum over the list's pairs. A list whose valid scores are all equal has no pair:
         loss 0, no gradient. Inputs in bf16/fp16 are computed and returned in float32.
 
-    Choices the paper leaves open (we follow google/rax, which the paper's appendix says computed the loss with
-    ``pairwise_logistic_loss`` + ``dcg_lambdaweight``):
-        - log is log2 in D; ties in s keep input order (a stable rank: the earlier index ranks first); tied labels
-          form no pair.
-        - Δ is a weight, not a function to differentiate: it is computed from detached s (ranks are piecewise
-          constant anyway) and carries no gradient.
-        - rax also multiplies Δ by the list size K and takes the mean over all valid pairs of the batch. We
-          implement Eq. 8 as written (sum over the list's pairs, no ×K); with a mean over B lists, rax's batch loss
-          is ours × K·B / (valid pairs in the batch): a rescaling, same gradient direction.
-        - G is computed in float64 so labels up to ~1000 do not overflow 2^ψ; Δ must then fit the compute dtype
-          (float32: ψ up to ~127). A non-finite Δ raises ValueError: rescale the scores.
+    Deviations (where Eq. 8 is silent we follow google/rax, which the paper's appendix names; docs/losses/lipo.md):
+        log2 in D; ties in s keep input order; tied labels form no pair; Δ is computed from detached s and carries
+        no gradient; no ×K factor and a sum over the list's pairs, not rax's batch mean (a rescaling); G in
+        float64, and a non-finite Δ (ψ ≳ 127 in float32) raises ValueError.
 
     Reduction to DPO:
         K = 2 with labels [1, 0]: Δ = 1·|1/log2 2 − 1/log2 3| = 1 − 1/log2 3 ≈ 0.369, so LiPO-λ = 0.369·DPO at the

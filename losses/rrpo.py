@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from losses._common import best_worst, compute_dtype
+from losses.hparams import NonNegative, Positive
 from losses.types import PreferenceLogps
 
 
@@ -15,7 +16,7 @@ def _pick(t: Tensor, index: Tensor) -> Tensor:
     return t.gather(1, index[:, None, None].expand(-1, 1, t.shape[2])).squeeze(1)
 
 
-def rrpo_loss(x: PreferenceLogps, *, beta: float = 0.1, alpha: float = 0.01) -> Tensor:
+def rrpo_loss(x: PreferenceLogps, *, beta: Positive = 0.1, alpha: NonNegative = 0.01) -> Tensor:
     """Refined Regularized Preference Optimization loss, per list.
 
     Paper:
@@ -34,20 +35,17 @@ def rrpo_loss(x: PreferenceLogps, *, beta: float = 0.1, alpha: float = 0.01) -> 
         seg_k(y)  = tokens with ``x.segments == k`` (k ≥ 1) and ``x.token_mask``  (B, K, T)
         KL(...)   = ``x.token_kl``  (B, K, T), summed over the chosen response's ``x.token_mask`` tokens
         y_w, y_l  = the valid entries with the highest and the lowest ``x.scores`` (first max, last min)
-        β = ``beta``, α = ``alpha``  (the authors' code suggests β in 0.1–0.9, α in 0.01–0.1)
+        β = ``beta`` > 0, α = ``alpha`` ≥ 0  (the authors' code suggests β in 0.1–0.9, α in 0.01–0.1)
 
     Returns:
         (B,) unreduced loss. A list whose valid scores are all equal has no preference: loss 0, no gradient.
         Inputs in bf16/fp16 are computed and returned in float32.
 
-    Choices the paper leaves open:
-        - The sign of the KL term: the project page writes −E[log σ(u) + α·D_TKL], which would reward divergence;
-          the text calls it a regularizer and the authors' code adds +α·KL, so KL is a penalty here.
-        - Only the chosen response's KL is penalised (paper and code); the rejected one's is ignored.
-        - Segment k of y_w is paired with segment k of y_l, but u sums all pairs, so only "inside some segment"
-          matters: tokens with segments > 0. Segment tokens outside ``token_mask`` are ignored.
-        - ``x.policy``/``x.ref`` are not read; lists longer than two reduce to best-vs-worst.
-        - α > 0 with ``x.token_kl`` None is an error; with α = 0 token_kl may be None.
+    Deviations (docs/losses/rrpo.md):
+        The KL term is a penalty (+α·KL, as the authors' code; the project page's sign would reward divergence);
+        only the chosen response's KL counts; only "inside some segment" matters (segments > 0 within
+        ``token_mask``); ``x.policy``/``x.ref`` are not read; lists longer than two reduce to best-vs-worst;
+        α > 0 with ``x.token_kl`` None is an error.
 
     Reduction to DPO:
         Every valid response token in one segment (segments = token_mask) and α = 0 give u = β·h with h the DPO

@@ -19,7 +19,8 @@ def public() -> dict[str, list[str]]:
 
     loss_fns = [f"{spec.fn.__module__}:{spec.fn.__name__}" for spec in LOSSES.values()]
     return {
-        "Losses (`losses`)": ["losses:PreferenceLogps", "losses:LossSpec", "losses:get_loss", *loss_fns],
+        "Losses (`losses`)": ["losses:PreferenceLogps", "losses:LossSpec", "losses:get_loss", "losses:load_loss",
+                              "losses:Interval", *loss_fns],
         "Trainer (`prefopt.trainer`)": ["prefopt.trainer:PreferenceTrainer", "prefopt.trainer:ListCollator",
                                         "prefopt.trainer:precompute_ref_logps", "prefopt.trainer:sequence_logps"],
         "Data (`prefopt.data`)": ["prefopt.data.records:load_records", "prefopt.data.records:normalize_row",

@@ -178,11 +178,9 @@ def check_loss(cfg: DictConfig) -> None:
     loss = OmegaConf.to_container(cfg.loss)
     if "name" not in loss:
         raise ValueError(f"loss.name is required; valid: {', '.join(sorted(LOSSES))}")
-    spec = get_loss(loss["name"])
-    unknown = set(loss) - {"name"} - set(spec.defaults)
-    if unknown:
-        raise ValueError(f"loss {loss['name']!r} has no hyper-parameter(s) {sorted(unknown)}; "
-                         f"valid: {sorted(spec.defaults)}")
+    problems = get_loss(loss["name"]).validate({k: v for k, v in loss.items() if k != "name"})
+    if problems:
+        raise ValueError("; ".join(problems))
 
 
 def loss_kwargs(cfg: DictConfig) -> dict[str, Any]:

@@ -57,9 +57,13 @@ def _signs(x: np.ndarray, ordinal: bool) -> np.ndarray:
     return s
 
 
-def kendall_tau(current: Sequence[Sequence[float]], previous: Sequence[Sequence[float]], *,
-                variant: str = "b") -> np.ndarray:
-    """Kendall's τ between two rounds' scores of the same responses, one value per list.
+def kendall_tau_b(current: Sequence[Sequence[float]], previous: Sequence[Sequence[float]], *,
+                  variant: str = "b") -> np.ndarray:
+    """Kendall's τ-b between two rounds' scores of the same responses, one value per list (numpy, ragged lists).
+
+    Ties-corrected (the denominator counts each round's untied pairs), unlike the trainer's batched τ-a metric
+    (``prefopt.trainer.metrics.kendall_tau_a``). With ``variant="ordinal"`` ties are first broken by position, so
+    none remain and τ-b equals τ-a on those ranks (the CREAM authors' script).
 
     Args:
         current, previous: ``[B][K_b]`` scores; list b of both rounds must score the same K_b responses in the
@@ -94,7 +98,7 @@ def consistency(current: Sequence[Sequence[float]], previous: Sequence[Sequence[
     """CREAM's consistency rate C = (τ + 1) / 2: one per list (``mode="sample"``) or their mean (``"dataset"``)."""
     if mode not in ("sample", "dataset"):
         raise ValueError(f"consistency mode must be 'sample' or 'dataset', got {mode!r}")
-    rate = (kendall_tau(current, previous, variant=variant) + 1.0) / 2.0  # (B,)
+    rate = (kendall_tau_b(current, previous, variant=variant) + 1.0) / 2.0  # (B,)
     return rate.tolist() if mode == "sample" else float(rate.mean())
 
 

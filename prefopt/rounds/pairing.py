@@ -109,8 +109,9 @@ def strength_pairs(records: list[dict], matrices: Sequence[Sequence[Sequence[flo
     Paper: Zhai et al. (2024), "Online Self-Preferring Language Models", arXiv 2405.14103: several ranked pairs per
     prompt, each with a self-judged preference strength. ``matrices[n]`` is list n's debiased preference matrix
     (``PairwiseJudgeScorer.matrices``, candidates first); the pair (i ≻ j) gets weight P(i ≻ j) = (p(i, j) + 1 −
-    p(j, i)) / 2, which is ``losses.osp.osp_soft_label`` of the judge's two presentation orders. The ranking is the
-    records' ``scores`` (e.g. the same judge's win rates).
+    p(j, i)) / 2, the judge's verdict averaged over its two presentation orders (``debiased_matrix``), which
+    ``losses.osp_loss`` reads as the target. The ranking is the records' ``scores`` (e.g. the same judge's win
+    rates).
     """
     if len(matrices) != len(records):
         raise PreferenceDataError(f"strength_pairs: {len(matrices)} preference matrices for {len(records)} records")

@@ -41,7 +41,8 @@ class PreferenceTrainer(Trainer):
     Args:
         model: the policy (a transformers model, optionally PEFT-wrapped).
         args: ``transformers.TrainingArguments`` (``remove_unused_columns`` is forced off).
-        loss: registry name (``losses.LOSSES``); ``loss_kwargs`` its hyper-parameters.
+        loss: registry name (``losses.LOSSES``) or a user's ``"package.module:function"``; ``loss_kwargs`` its
+            hyper-parameters, checked against the loss's declared types and ranges.
         ref_model: a frozen reference model; None means the PEFT base (adapter off) when the policy is a PEFT
             model, or precomputed ``ref_logps`` in the features.
         collator: a ``ListCollator``; features are as it documents.
@@ -54,11 +55,10 @@ class PreferenceTrainer(Trainer):
                  collator: ListCollator, train_dataset=None, eval_dataset=None, processing_class=None,
                  callbacks=None):
         self.loss_spec = get_loss(loss)
+        problems = self.loss_spec.validate(loss_kwargs or {})
+        if problems:
+            raise ValueError(f"loss {loss!r}: " + "; ".join(problems))
         self.loss_kwargs = {**self.loss_spec.defaults, **(loss_kwargs or {})}
-        unknown = set(self.loss_kwargs) - set(self.loss_spec.defaults)
-        if unknown:
-            raise ValueError(f"loss {loss!r} has no hyper-parameter(s) {sorted(unknown)}; "
-                             f"valid: {sorted(self.loss_spec.defaults)}")
         args.remove_unused_columns = False
         ensure_fused_head(model)
         super().__init__(model=model, args=args, data_collator=collator, train_dataset=train_dataset,

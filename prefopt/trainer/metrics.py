@@ -9,10 +9,12 @@ from losses import PreferenceLogps
 from losses._common import best_worst
 
 
-def kendall_tau(a: Tensor, b: Tensor, valid: Tensor) -> Tensor:
+def kendall_tau_a(a: Tensor, b: Tensor, valid: Tensor) -> Tensor:
     """Kendall τ-a between two (B, K) rankings over each list's valid entries → (B,); NaN for lists under 2 entries.
 
-    Pairs tied in either ranking count as discordant-nor-concordant (τ-a's denominator is all pairs).
+    A batched torch training metric (the model's implicit-reward ranking against the scores). Pairs tied in either
+    ranking count as neither concordant nor discordant and stay in the denominator (all pairs): τ-a, not the
+    ties-corrected τ-b of the round pipeline's ``prefopt.rounds.consistency.kendall_tau_b``.
     """
     da = torch.sign(a[:, :, None] - a[:, None, :])
     db = torch.sign(b[:, :, None] - b[:, None, :])
@@ -40,5 +42,5 @@ def preference_metrics(x: PreferenceLogps, beta: float) -> dict[str, Tensor]:
         "logps/rejected": policy.gather(1, rejected[:, None]).squeeze(1),
     }
     if x.policy.shape[1] > 2:
-        out["kendall_tau"] = kendall_tau(reward, x.scores.float(), x.valid)
+        out["kendall_tau"] = kendall_tau_a(reward, x.scores.float(), x.valid)
     return out

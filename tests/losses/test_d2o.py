@@ -153,6 +153,6 @@ def test_gradcheck_float64():
 
 def test_registry_entry():
     spec = LOSSES["d2o"]
-    assert spec.fn is d2o_loss and spec.listwise and spec.needs_ref and not spec.uses_weight
+    assert spec.fn is d2o_loss and spec.needs_ref and not spec.uses_weight
     assert spec.defaults == {"beta": 0.1, "alpha": 0.1}
     assert "2403.03419" in spec.paper

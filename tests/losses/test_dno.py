@@ -1,4 +1,5 @@
-"""DNO loss and helpers: hand-computed values, reduction to DPO, masks, permutations, extremes, gradcheck."""
+"""DNO loss: hand-computed values, reduction to DPO, masks, permutations, gradcheck (win rates and the soft target
+are the round pipeline's: tests/rounds/test_judge.py, test_weighting.py)."""
 
 import math
 
@@ -7,7 +8,6 @@ import torch
 from torch.testing import assert_close
 
 from losses import LOSSES, PreferenceLogps, dno_loss, dpo_loss
-from losses.dno import dno_soft_target, dno_win_rates
 
 
 def _log1p_exp_neg(z: float) -> float:
@@ -44,26 +44,6 @@ def test_hard_target_is_dpo_exactly():
         assert torch.equal(dno_loss(x, beta=beta), dpo_loss(x, beta=beta))
     x1 = _batch(weight=torch.ones(2))
     assert_close(dno_loss(x1, beta=0.1), dpo_loss(x, beta=0.1), rtol=0, atol=0)
-
-
-def test_soft_target_helper():
-    """p = σ(r_w − r_l): σ(0.8 − 0.2) = σ(0.6) = 0.6456563062; with c = 2, σ(1.2) = 0.7685247835."""
-    rw, rl = torch.tensor([0.8, 0.5]), torch.tensor([0.2, 0.5])
-    assert_close(dno_soft_target(rw, rl), torch.tensor([0.6456563062, 0.5]))
-    assert_close(dno_soft_target(rw, rl, scale=2.0), torch.tensor([0.7685247835, 0.5]))
-
-
-def test_win_rates_helper():
-    """N = 3 (e.g. 2 policy samples + gold): y0 beats both, y1 beats y2, y2 beats none.
-
-    r = [(1+1)/2, (0+1)/2, (0+0)/2] = [1, 0.5, 0]; the diagonal (here set to 1) is ignored.
-    With y2 masked out only the pair (y0, y1) counts: r = [1/1, 0/1, 0 (absent)].
-    """
-    wins = torch.tensor([[1.0, 1.0, 1.0], [0.0, 1.0, 1.0], [0.0, 0.0, 1.0]])
-    assert_close(dno_win_rates(wins), torch.tensor([1.0, 0.5, 0.0]))
-    assert_close(dno_win_rates(wins, mask=torch.tensor([True, True, False])), torch.tensor([1.0, 0.0, 0.0]))
-    batched = torch.stack([wins, wins.T])  # (2, 3, 3): the second list reverses every verdict
-    assert_close(dno_win_rates(batched), torch.tensor([[1.0, 0.5, 0.0], [0.0, 0.5, 1.0]]))
 
 
 def test_tied_list_is_zero_with_zero_gradient():
@@ -126,6 +106,6 @@ def test_weight_outside_unit_interval_raises():
 
 def test_registry_entry():
     spec = LOSSES["dno"]
-    assert spec.fn is dno_loss and spec.uses_weight and spec.needs_ref and not spec.listwise
+    assert spec.fn is dno_loss and spec.uses_weight and spec.needs_ref
     assert spec.defaults == {"beta": 0.1}
     assert "2404.03715" in spec.paper

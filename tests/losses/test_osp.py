@@ -1,13 +1,12 @@
-"""OSP loss and soft-label helper: hand-computed values, reductions to DPO, masks, extremes, gradcheck."""
+"""OSP loss: hand-computed values, masks, column order, gradcheck (its arithmetic, shared with DNO and CREAM, is
+tested once in test_soft_label.py; the strength p comes from prefopt.rounds, tested in tests/rounds)."""
 
 import math
 
-import pytest
 import torch
 from torch.testing import assert_close
 
-from losses import LOSSES, PreferenceLogps, dpo_loss, osp_loss
-from losses.osp import osp_soft_label
+from losses import LOSSES, PreferenceLogps, osp_loss
 
 
 def _batch(weight=None, dtype=torch.float32) -> PreferenceLogps:
@@ -28,55 +27,6 @@ def test_hand_computed():
     expected = torch.tensor([math.log1p(math.exp(-1.0)) + 0.2, math.log1p(math.exp(-0.5)) + 0.2])
     assert_close(osp_loss(x, beta=0.5), expected)
     assert_close(expected, torch.tensor([0.5132617, 0.6740770]))
-
-
-def test_hand_computed_gradient():
-    """dℓ/dh = β·(σ(β·h) − p), pushed +1 to y_w's log-prob and −1 to y_l's (the reference gets no gradient path).
-
-    β = 0.5, z = β·h = [1.0, 0.5]; σ(1.0) = 0.7310586, σ(0.5) = 0.6224593.
-    list 0, p = 0.8: 0.5·(0.7310586 − 0.8) = −0.0344707  → policy grad [−0.0344707, +0.0344707] (y_w in column 0)
-    list 1, p = 0.6: 0.5·(0.6224593 − 0.6) = +0.0112297  → policy grad [−0.0112297, +0.0112297] (y_w in column 1)
-    """
-    x = _batch(weight=torch.tensor([0.8, 0.6]))
-    policy = x.policy.clone().requires_grad_(True)
-    osp_loss(PreferenceLogps(policy=policy, ref=x.ref, scores=x.scores, weight=x.weight), beta=0.5).sum().backward()
-    assert_close(policy.grad, torch.tensor([[-0.0344707, 0.0344707], [-0.0112297, 0.0112297]]))
-
-
-def test_minimiser_is_the_soft_label():
-    """The SPCE is a cross-entropy against the target p: it is smallest where σ(β·h) = p, i.e. h = logit(p)/β.
-
-    p = 0.8, β = 0.5: h* = ln(0.8 / 0.2) / 0.5 = 2·ln 4 = 2.7725887; the gradient there is 0 and the loss there is
-    the entropy of p, −0.8·ln 0.8 − 0.2·ln 0.2 = 0.5004024, below the loss at h* ± 0.5.
-    """
-    h_star = 2 * math.log(4.0)
-
-    def at(h: float) -> torch.Tensor:
-        policy = torch.tensor([[h, 0.0]], dtype=torch.float64, requires_grad=True)
-        x = PreferenceLogps(policy=policy, ref=torch.zeros(1, 2, dtype=torch.float64),
-                            scores=torch.tensor([[1.0, 0.0]]), weight=torch.tensor([0.8], dtype=torch.float64))
-        loss = osp_loss(x, beta=0.5)
-        loss.sum().backward()
-        return loss, policy.grad
-
-    loss, grad = at(h_star)
-    assert_close(loss, torch.tensor([0.5004024], dtype=torch.float64))
-    assert_close(grad, torch.zeros(1, 2, dtype=torch.float64))
-    assert at(h_star - 0.5)[0] > loss and at(h_star + 0.5)[0] > loss
-
-
-def test_reductions_to_dpo():
-    """p = 1 (no weight) is DPO bit for bit; p = 1 − ε is DPO with label smoothing ε (conservative DPO)."""
-    x = _batch()
-    assert torch.equal(osp_loss(x, beta=0.1), dpo_loss(x, beta=0.1))
-    assert_close(osp_loss(_batch(weight=torch.full((2,), 0.9)), beta=0.1), dpo_loss(x, beta=0.1, label_smoothing=0.1))
-
-
-def test_soft_label_helper():
-    """p = (0.9 + 0.7) / 2 = 0.8 and (0.6 + 0.2) / 2 = 0.4: a position-biased judge is averaged out."""
-    assert_close(osp_soft_label(torch.tensor([0.9, 0.6]), torch.tensor([0.7, 0.2])), torch.tensor([0.8, 0.4]))
-    with pytest.raises(ValueError, match="osp_soft_label"):
-        osp_soft_label(torch.tensor([1.2]), torch.tensor([0.9]))
 
 
 def test_tied_pair_is_zero_with_zero_gradient():
@@ -118,6 +68,6 @@ def test_gradcheck_float64():
 
 def test_registry_entry():
     spec = LOSSES["osp"]
-    assert spec.fn is osp_loss and spec.uses_weight and spec.needs_ref and not spec.listwise
+    assert spec.fn is osp_loss and spec.uses_weight and spec.needs_ref
     assert spec.defaults == {"beta": 0.1}
     assert "2405.14103" in spec.paper

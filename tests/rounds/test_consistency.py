@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from prefopt.data.records import PreferenceDataError
-from prefopt.rounds.consistency import consistency, kendall_tau, with_consistency
+from prefopt.rounds.consistency import consistency, kendall_tau_b, with_consistency
 
 
 def brute_tau(x, y, variant="b"):
@@ -40,7 +40,7 @@ def random_lists(seed, n=300, levels=4):
 
 def test_hand_example():
     """x = [3, 1, 2], y = [3, 2, 1]: pairs (0,1) +, (0,2) +, (1,2) − ⇒ τ = (2 − 1)/3, C = (1/3 + 1)/2 = 2/3."""
-    assert kendall_tau([[3, 1, 2]], [[3, 2, 1]])[0] == pytest.approx(1 / 3)
+    assert kendall_tau_b([[3, 1, 2]], [[3, 2, 1]])[0] == pytest.approx(1 / 3)
     assert consistency([[3, 1, 2]], [[3, 2, 1]]) == [pytest.approx(2 / 3)]
     assert consistency([[1, 2, 3]], [[10, 20, 30]]) == [1.0]
     assert consistency([[1, 2, 3]], [[3, 2, 1]]) == [0.0]
@@ -49,7 +49,7 @@ def test_hand_example():
 @pytest.mark.parametrize("variant", ["b", "ordinal"])
 def test_vectorised_equals_brute_force_on_ragged_tied_lists(variant):
     cur, prev = random_lists(seed=0)
-    got = kendall_tau(cur, prev, variant=variant)
+    got = kendall_tau_b(cur, prev, variant=variant)
     expected = [brute_tau(x, y, variant) for x, y in zip(cur, prev, strict=True)]
     np.testing.assert_allclose(got, expected, atol=1e-12)
     assert got.shape == (300,) and (got == 0).any() and (got < 0).any()
@@ -58,8 +58,8 @@ def test_vectorised_equals_brute_force_on_ragged_tied_lists(variant):
 def test_matches_scipy():
     stats = pytest.importorskip("scipy.stats")
     cur, prev = random_lists(seed=1)
-    tau_b = kendall_tau(cur, prev)
-    ordinal = kendall_tau(cur, prev, variant="ordinal")
+    tau_b = kendall_tau_b(cur, prev)
+    ordinal = kendall_tau_b(cur, prev, variant="ordinal")
     for i, (x, y) in enumerate(zip(cur, prev, strict=True)):
         ref = stats.kendalltau(x, y).statistic  # τ-b, scipy's default; NaN when one side is all tied
         assert tau_b[i] == pytest.approx(0.0 if math.isnan(ref) else ref, abs=1e-12)
@@ -88,14 +88,14 @@ def test_dataset_mode_is_the_mean_and_weights_land_in_records():
 
 def test_errors():
     with pytest.raises(PreferenceDataError, match="list 0 has 3 scores this round but 2 last round"):
-        kendall_tau([[1, 2, 3]], [[1, 2]])
+        kendall_tau_b([[1, 2, 3]], [[1, 2]])
     with pytest.raises(PreferenceDataError, match="2 lists this round but 1 last round"):
-        kendall_tau([[1, 2], [1, 2]], [[1, 2]])
+        kendall_tau_b([[1, 2], [1, 2]], [[1, 2]])
     with pytest.raises(PreferenceDataError, match=r"current\[0\] has 1 score"):
-        kendall_tau([[1]], [[1]])
+        kendall_tau_b([[1]], [[1]])
     with pytest.raises(PreferenceDataError, match="non-finite"):
-        kendall_tau([[1, float("nan")]], [[1, 2]])
+        kendall_tau_b([[1, float("nan")]], [[1, 2]])
     with pytest.raises(ValueError, match="valid: b, ordinal"):
-        kendall_tau([[1, 2]], [[1, 2]], variant="a")
+        kendall_tau_b([[1, 2]], [[1, 2]], variant="a")
     with pytest.raises(ValueError, match="'sample' or 'dataset'"):
         consistency([[1, 2]], [[1, 2]], mode="mean")

@@ -5,7 +5,9 @@ from __future__ import annotations
 import copy
 
 import pytest
+import torch
 
+from losses import PreferenceLogps, best_worst
 from prefopt.data.records import PreferenceDataError
 from prefopt.rounds.pairing import (
     RULES,
@@ -46,6 +48,17 @@ def test_best_vs_worst_first_best_last_worst():
     assert pairs(out) == [("be", [5, 1]), ("ba", [1, 0])]
     assert out[0]["meta"]["source_indices"] == [1, 4]
     assert (report.kept, report.dropped_ties) == (2, 1)
+
+
+def test_best_vs_worst_picks_the_pair_the_losses_train_on():
+    """The records rule and the tensor rule the losses apply (``losses.best_worst``) choose the same responses,
+    ties included: a full list trained with a pairwise loss and its best_vs_worst pair are the same pair."""
+    lists = [[2, 5, 5, 1, 1], [0, 3, 3, 0, 1], [1, 1, 1, 1, 0], [4, 4, 4, 4, 4]]
+    out, _ = best_vs_worst([rec(s) for s in lists])
+    chosen, rejected, has_pref = best_worst(PreferenceLogps(policy=torch.zeros(4, 5), ref=None,
+                                                            scores=torch.tensor(lists, dtype=torch.float32)))
+    assert has_pref.tolist() == [True, True, True, False]
+    assert [r["meta"]["source_indices"] for r in out] == torch.stack([chosen, rejected], 1)[:3].tolist()
 
 
 def test_all_pairs_every_strict_pair_ties_counted_per_pair():
