@@ -21,9 +21,9 @@ from losses.types import PreferenceLogps
 
 LOSSES: dict[str, LossSpec] = {
     "dpo": LossSpec(dpo_loss, paper="Rafailov et al., 2023, arXiv 2305.18290"),
-    "lipo": LossSpec(lipo_loss, paper="Liu et al., 2024, arXiv 2402.01878"),
+    "lipo": LossSpec(lipo_loss, listwise=True, paper="Liu et al., 2024, arXiv 2402.01878"),
     "dno": LossSpec(dno_loss, uses_weight=True, paper="Rosset et al., 2024, arXiv 2404.03715"),
-    "d2o": LossSpec(d2o_loss, paper="Duan et al., 2024, arXiv 2403.03419"),
+    "d2o": LossSpec(d2o_loss, listwise=True, paper="Duan et al., 2024, arXiv 2403.03419"),
     "osp": LossSpec(osp_loss, uses_weight=True, paper="Zhai et al., 2024, arXiv 2405.14103"),
     "cream": LossSpec(cream_loss, uses_weight=True, paper="Wang et al., 2024, arXiv 2410.12735"),
     "rrpo": LossSpec(rrpo_loss, needs_tokens=True, needs_segments=True, needs_token_kl=True,

@@ -33,6 +33,7 @@ class LossSpec:
         needs_segments: ``x.segments`` must be given (refined sub-sequences).
         needs_token_kl: ``x.token_kl`` (KL(ref || policy) per position, a full-vocabulary quantity) must be given.
         uses_weight: the loss reads ``x.weight`` when present (consistency, soft label ...).
+        listwise: the loss learns from whole lists; run validation refuses a pairing rule that cuts lists into pairs.
         paper: short citation shown in ``--help`` and docs.
         defaults: (derived) ``{hyper-parameter: default}`` in signature order.
         rules: (derived) ``{hyper-parameter: Rule}``, what each accepts.
@@ -44,6 +45,7 @@ class LossSpec:
     needs_segments: bool = False
     needs_token_kl: bool = False
     uses_weight: bool = False
+    listwise: bool = False
     paper: str = ""
     defaults: dict[str, Any] = field(init=False)
     rules: dict[str, Rule] = field(init=False, repr=False)

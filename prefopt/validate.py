@@ -124,7 +124,7 @@ def _scorer(cfg: DictConfig) -> list[str]:
     kind = spec.get("type")
     if kind not in SCORERS:
         return [f"scorer.type: unknown {kind!r}; valid: {', '.join(sorted(SCORERS))} (or 'pkg.module:function')"]
-    _, required, _ = SCORERS[kind]
+    required = SCORERS[kind].keys
     out = [f"scorer ({kind}) needs option {k}" for k in required if k not in spec]
     if "fn" in spec:
         out += _import(spec["fn"], "scorer.fn")
@@ -153,7 +153,7 @@ def _loss(cfg: DictConfig) -> list[str]:
     if cfg.reference.mode == "precomputed" and spec.needs_tokens:
         out.append(f"loss {cfg.loss.name} needs per-token reference log-probs: use reference.mode=model "
                    "(precomputed keeps sequence log-probs only)")
-    if getattr(spec, "listwise", False) and cfg.pairing.rule not in pairing.LIST_RULES:
+    if spec.listwise and cfg.pairing.rule not in pairing.LIST_RULES:
         out.append(f"loss {cfg.loss.name} learns from whole lists, but pairing.rule={cfg.pairing.rule} turns each "
                    f"list into pairs; use pairing.rule={' or '.join(sorted(pairing.LIST_RULES))}")
     if not cfg.data.train and cfg.generation.k < 2:
