@@ -61,7 +61,8 @@ def osp_loss(x: PreferenceLogps, *, beta: float = 0.1) -> Tensor:
 
     Verified vs chosen (review of 2405.14103v1). Read: the arXiv HTML v1 page as far as it is stored here, i.e. the
     title, authors, abstract and the first two sentences of Section 1; the method section is not in the stored copy
-    and no other source found quotes the SPCE equation. The abstract defines the method only in words: OSP learns
+    and no other source found quotes the SPCE equation (a second search, listed in docs/losses/osp.md: no v2, no
+    OpenReview or proceedings text, no authors' code). The abstract defines the method only in words: OSP learns
     "from self-generated response pairs and self-judged preference strengths"; "a ranked pairing method to construct
     multiple response pairs with preference strength information"; "the soft-preference cross-entropy loss to
     leverage such information". Nothing read contradicts the form above, and nothing read confirms it.
