@@ -41,6 +41,7 @@ class GenerationConfig:
     max_new_tokens: int = 24
     temperature: float = 1.0
     top_p: float = 1.0
+    top_k: int = 0  # sample among the k most likely tokens only; 0 = no top-k cut (LiPO samples with top-k 40)
     batch_size: int = 512  # prompts per generate call
     backend: str = "hf"
 

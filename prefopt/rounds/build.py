@@ -46,7 +46,8 @@ def _sample(cfg: DictConfig, policy, tokenizer, prompts: list, index: int) -> li
 
     g = cfg.generation
     return sample(policy, tokenizer, prompts, k=g.k, max_new_tokens=g.max_new_tokens, temperature=g.temperature,
-                  top_p=g.top_p, batch_size=g.batch_size, seed=cfg.train.seed * 1000 + index, backend=g.backend)
+                  top_p=g.top_p, top_k=g.top_k, batch_size=g.batch_size, seed=cfg.train.seed * 1000 + index,
+                  backend=g.backend)
 
 
 def _round_prompts(cfg: DictConfig, index: int) -> tuple[list, list | None]:
