@@ -88,6 +88,12 @@ def _pair(cfg: DictConfig, records: list[dict], ctx: RoundContext, index: int, r
             raise ValueError(f"pairing rule {cfg.pairing.rule!r} needs a pairwise judge scorer "
                              "(scorer: {type: pairwise_judge | llm_judge | self_preference, ...})")
         options["matrices"] = scorer.matrices([r["prompt"] for r in records], [r["responses"] for r in records])
+    if rule is not None and "baseline" in inspect.signature(rule).parameters and "baseline" not in options:
+        # OSP's one-baseline pairs: the judge that scored the lists knows which response was the baseline
+        if getattr(scorer, "baseline", None) is None:
+            raise ValueError(f"pairing rule {cfg.pairing.rule!r} needs a pairwise judge scorer with a baseline "
+                             "(scorer: {type: pairwise_judge | llm_judge | self_preference, baseline: 0, ...})")
+        options["baseline"] = scorer.baseline
     if rule is not None and "samples" in inspect.signature(rule).parameters and "samples" not in options:
         # D²O: the policy's own samples are the positives beside each list's given negative. On self-generated
         # lists the samples are already there (the lowest-scored one becomes the negative).

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from prefopt.rounds.judges import ImplicitRewardScorer, LLMJudge, PairwiseJudgeScorer
+from prefopt.rounds.labels import TRANSFORMS, with_transform
 from prefopt.rounds.scoring import RewardFnScorer, RewardModelScorer, Scorer, resolve_import_path
 
 
@@ -26,7 +27,7 @@ def _reward_model(spec: dict, ctx: dict) -> Scorer:
 
 def _llm_judge(spec: dict, ctx: dict) -> Scorer:
 
-    model = spec.pop("model")
+    model, baseline = spec.pop("model"), spec.pop("baseline", None)
     tokenizer = spec.pop("tokenizer", None)
     if model == "policy":
         model, tokenizer = ctx["policy"], tokenizer or ctx["tokenizer"]
@@ -35,7 +36,7 @@ def _llm_judge(spec: dict, ctx: dict) -> Scorer:
 
         tokenizer = tokenizer or AutoTokenizer.from_pretrained(model)
         model = AutoModelForCausalLM.from_pretrained(model)
-    return PairwiseJudgeScorer(LLMJudge(model, tokenizer, **spec))
+    return PairwiseJudgeScorer(LLMJudge(model, tokenizer, **spec), baseline=baseline)
 
 
 def _pairwise_judge(spec: dict, ctx: dict) -> Scorer:
@@ -47,7 +48,8 @@ def _pairwise_judge(spec: dict, ctx: dict) -> Scorer:
 def _self_preference(spec: dict, ctx: dict) -> Scorer:
     """OSP's self-preferring: the policy is its own pairwise judge (Zhai et al., 2024, arXiv 2405.14103)."""
 
-    return PairwiseJudgeScorer(LLMJudge(ctx["policy"], ctx["tokenizer"], **spec))
+    baseline = spec.pop("baseline", None)
+    return PairwiseJudgeScorer(LLMJudge(ctx["policy"], ctx["tokenizer"], **spec), baseline=baseline)
 
 
 def _implicit_reward(spec: dict, ctx: dict) -> Scorer:
@@ -73,8 +75,10 @@ def make_scorer(spec, *, policy=None, ref=None, tokenizer=None) -> Scorer:
         spec: ``"pkg.module:function"`` (a reward function); a type name alone (``"implicit_reward"``,
             ``"self_preference"``); a mapping ``{"type": NAME, ...options}`` with NAME one of ``SCORERS``
             (``reward_fn``: ``fn``; ``reward_model``: ``path``, ``batch_size``, ``max_length``; ``llm_judge``:
-            ``model`` (a path, or ``"policy"``), ``template``, ``labels``, ``batch_size``); or a scorer
-            object, returned as is.
+            ``model`` (a path, or ``"policy"``), ``template``, ``labels``, ``batch_size``; the pairwise judges
+            also ``baseline``: compare each response with that one only, OSP's n calls per list); or a scorer
+            object, returned as is. Any type also takes ``transform``: a key of
+            ``prefopt.rounds.labels.TRANSFORMS`` applied to its output (``mean_win_probability``: LiPO's labels).
         policy, ref, tokenizer: the live models the self-judging scorers use (``ref=None``: round 0, no
             reference yet, CREAM's length-normalised likelihood).
     """
@@ -85,10 +89,12 @@ def make_scorer(spec, *, policy=None, ref=None, tokenizer=None) -> Scorer:
     if not isinstance(spec, Mapping):
         raise TypeError(f"scorer spec must be a string, a mapping or a scorer, got {type(spec).__name__}")
     spec = dict(spec)
-    kind = spec.pop("type", None)
+    kind, transform = spec.pop("type", None), spec.pop("transform", "none")
     valid = ", ".join(sorted(SCORERS))
     if kind not in SCORERS:
         raise ValueError(f"unknown scorer type {kind!r}; valid types: {valid} (or 'pkg.module:function')")
+    if transform not in TRANSFORMS:  # checked before a judge or reward model is loaded
+        raise ValueError(f"unknown scorer transform {transform!r}; valid: {', '.join(sorted(TRANSFORMS))}")
     builder, keys, needs = SCORERS[kind]
     missing = [k for k in keys if k not in spec]
     if missing:
@@ -98,7 +104,7 @@ def make_scorer(spec, *, policy=None, ref=None, tokenizer=None) -> Scorer:
     if absent:
         raise ValueError(f"scorer type {kind!r} needs the live {' and '.join(absent)} (pass them to make_scorer)")
     try:
-        return builder(spec, ctx)
+        return with_transform(builder(spec, ctx), transform)
     except TypeError as err:
         if "unexpected keyword" not in str(err):
             raise
