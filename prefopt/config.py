@@ -58,6 +58,7 @@ class ReferenceConfig:
     mode: str = "model"  # model (frozen copy or `model` path) | adapter (PEFT base) | precomputed
     model: str | None = None
     batch_size: int = 32
+    per_round: bool = True  # each round's starting policy is its reference; false: the initial policy every round
 
 
 @dataclass
@@ -75,7 +76,7 @@ class TrainSettings:
     max_steps: int = 100  # per round; <= 0 trains num_epochs epochs instead
     num_epochs: float = 1.0
     optim: str = "adamw_torch"  # any transformers optimizer name (e.g. rmsprop, adamw_torch_fused, paged_adamw_8bit)
-    learning_rate: float = 1e-3
+    learning_rate: Any = 1e-3  # a number, or one per round (a list as long as `rounds`)
     per_device_batch_size: int = 8
     gradient_accumulation_steps: int = 1
     seed: int = 0
@@ -102,6 +103,7 @@ class RunConfig:
     recipe: str | None = None
     model: str | None = None  # HF id or local path; None = the tiny embedded world
     tokenizer: str | None = None
+    previous_model: str | None = None  # the model `model` was trained from (CREAM's M0): round 0's π_{t−1}
     reward: str | None = None  # "module:function" (prompt, response) -> float; world default when model is None
     scorer: Any = None  # a prefopt.rounds.scoring.make_scorer spec; default: the reward function
     data: DataConfig = field(default_factory=DataConfig)
@@ -171,6 +173,7 @@ def load_config(argv: list[str]) -> DictConfig:
         cfg = _merge(cfg, OmegaConf.load(recipe_path(name)), f"recipe {name}")
     cfg = _merge(cfg, overrides, "command line")
     check_loss(cfg)
+    learning_rates(cfg)
     return cfg
 
 
@@ -187,3 +190,19 @@ def check_loss(cfg: DictConfig) -> None:
 
 def loss_kwargs(cfg: DictConfig) -> dict[str, Any]:
     return {k: v for k, v in OmegaConf.to_container(cfg.loss).items() if k != "name"}
+
+
+def learning_rates(cfg: DictConfig) -> list[float]:
+    """One learning rate per round: ``train.learning_rate`` repeated, or its list (one value per round, for papers
+    that lower the rate at later iterations). Raises ValueError on a list of the wrong length or a rate <= 0."""
+    rate = cfg.train.learning_rate
+    per_round = OmegaConf.is_list(rate) or isinstance(rate, (list, tuple))
+    rates = list(rate) if per_round else [rate] * cfg.rounds
+    if len(rates) != cfg.rounds:
+        raise ValueError(f"train.learning_rate has {len(rates)} values for {cfg.rounds} round(s); give one number, "
+                         "or a list with one rate per round")
+    for i, r in enumerate(rates):
+        if isinstance(r, bool) or not isinstance(r, (int, float)) or not r > 0:
+            where = f"train.learning_rate[{i}]" if per_round else "train.learning_rate"
+            raise ValueError(f"{where} = {r!r}: a learning rate must be a number > 0")
+    return [float(r) for r in rates]

@@ -7,7 +7,8 @@
 * model: a hub id (or local folder) becomes a randomly initialised stand-in of the same architecture family (hidden
   32, 2 layers) built from a scaled-down transformers config and saved with the tiny world's character tokenizer, so
   ``load_policy`` reads it from a local folder. ``FAMILIES`` maps hub-id patterns to families; an unknown model falls
-  back to Llama with a printed note. ``model: null`` (the tiny-world recipes) keeps the world's model.
+  back to Llama with a printed note; ``previous_model`` (CREAM's M0) becomes the same stand-in. ``model: null``
+  (the tiny-world recipes) keeps the world's model.
 * data: ``data.train``/``data.eval`` become 16 synthetic tiny-world pairs (``prompt``/``chosen``/``rejected``, plus
   ``score_chosen``/``score_rejected`` when the recipe reward-augments); ``data.prompts``/``data.eval_prompts`` become
   prompt-only rows. The prompts are the world's, so its verifiable reward can score them.
@@ -16,7 +17,8 @@
   the policy's own judges (self-preference, implicit reward) are kept, with verdict labels the character tokenizer
   knows. Pairing thresholds are opened, since a random stand-in's
   samples are never far apart.
-* budget: 2 steps, batch 2, 8 prompts (16 on the world), K ≤ 4, ≤ 8 new tokens, ≤ 2 rounds, 16 eval prompts,
+* budget: 2 steps, batch 2, 8 prompts (16 on the world), K ≤ 4, ≤ 8 new tokens, ≤ 2 rounds (a per-round
+  learning-rate list cut to match), 16 eval prompts,
   LoRA rank ≤ 8 and no 4-bit (QLoRA needs CUDA), fp32, no loggers, a temporary output folder unless one is given.
 
 Every file goes under ``$TMPDIR/prefopt-smoke`` with deterministic names (same recipe, same files), written
@@ -207,11 +209,12 @@ def _scorer(spec: Any, notes: list[str]) -> Any:
         return {**spec, "labels": ["1", "2"]}  # the character tokenizer has no capitals
     if kind == "implicit_reward" or (kind in ("reward_fn", "pairwise_judge") and _in_package(spec)):
         return spec
+    kept = {k: spec[k] for k in ("transform", "baseline") if k in spec}  # how scores are made, not what makes them
     if kind in ("llm_judge", "pairwise_judge"):  # keep a pairwise judge: strength pairing reads its matrices
         notes.append(f"scorer {kind} → pairwise judge {SMOKE_JUDGE}")
-        return {"type": "pairwise_judge", "fn": SMOKE_JUDGE}
+        return {"type": "pairwise_judge", "fn": SMOKE_JUDGE, **kept}
     notes.append(f"scorer {kind} → {SMOKE_REWARD}")
-    return SMOKE_REWARD
+    return {"type": "reward_fn", "fn": SMOKE_REWARD, **kept} if kept else SMOKE_REWARD
 
 
 def _pairing(cfg: DictConfig, notes: list[str]) -> None:
@@ -255,6 +258,8 @@ def _budget(cfg: DictConfig, world: bool) -> None:
     if not world:  # the stand-in reads 512 positions; long reward-augmented prompts must fit
         cfg.data.max_length, cfg.data.max_prompt_length = 384, None
     cfg.rounds = min(cfg.rounds, 2)
+    if OmegaConf.is_list(t.learning_rate):  # one rate per round: keep the first rounds' rates
+        t.learning_rate = list(t.learning_rate)[: cfg.rounds]
     cfg.eval.n_prompts, cfg.eval.samples_per_prompt = min(cfg.eval.n_prompts, 16), 1
     p = cfg.peft
     if p.enabled and p.r > 8:
@@ -284,6 +289,9 @@ def apply_smoke(cfg: DictConfig) -> DictConfig:
         if cfg.reference.model:
             notes.append(f"reference.model {cfg.reference.model} → a frozen copy of the stand-in")
             cfg.reference.model = None
+        if cfg.previous_model:
+            notes.append(f"previous_model {cfg.previous_model} → the stand-in")
+            cfg.previous_model = str(path)
     _data(cfg, slug, notes)
     scorer = _scorer(OmegaConf.to_container(cfg.scorer) if OmegaConf.is_config(cfg.scorer) else cfg.scorer, notes)
     cfg.scorer = scorer

@@ -119,8 +119,10 @@ def build_records(cfg: DictConfig, ctx: RoundContext, index: int, report: dict) 
     if spec is not None:
         scorer = make_scorer(spec, policy=ctx.policy, ref=ctx.previous, tokenizer=ctx.tokenizer)
         records = score_records(scorer, records)
+    weighting = _container(cfg.weighting)
+    records = apply_weighting(records, ctx, weighting, stage="lists")
     records = _pair(cfg, records, ctx, index, report, scorer)
-    return apply_weighting(records, ctx, _container(cfg.weighting))
+    return apply_weighting(records, ctx, weighting, stage="pairs")
 
 
 def _replay(cfg: DictConfig, records: list[dict], index: int, round_dir: Path, report: dict) -> list[dict]:
