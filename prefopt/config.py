@@ -33,6 +33,7 @@ class DataConfig:
     max_length: int | None = 256
     max_prompt_length: int | None = None
     truncation_mode: str = "keep_start"
+    segments: dict[str, Any] = field(default_factory=dict)  # RRPO diff settings: min_match_size, one_sided, autojunk
 
 
 @dataclass
@@ -149,7 +150,7 @@ def valid_keys(node: Any = None, prefix: str = "") -> list[str]:
     for key in node:
         value = node[key] if not OmegaConf.is_missing(node, key) else None
         if isinstance(value, DictConfig) and key not in ("loss", "weighting", "ches", "augment", "expected",
-                                                          "options", "scorer"):
+                                                          "options", "scorer", "segments"):
             keys += valid_keys(value, f"{prefix}{key}.")
         else:
             keys.append(f"{prefix}{key}")

@@ -6,6 +6,7 @@ reads them back and never regenerates a finished round's data.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import os
@@ -154,6 +155,19 @@ def _transforms(cfg: DictConfig, records: list[dict], ctx: RoundContext, round_d
     return records
 
 
+def _segment_fn(options: dict[str, Any]):
+    """``segment_ids`` with the recipe's ``data.segments`` diff settings (RRPO's refined segments)."""
+    from prefopt.data.segments import segment_ids
+
+    valid = {"min_match_size", "one_sided", "autojunk"}
+    if set(options) - valid:
+        raise ValueError(f"data.segments: unknown option(s) {sorted(set(options) - valid)}; valid: {sorted(valid)}")
+    for key in ("one_sided", "autojunk"):
+        if key in options and not isinstance(options[key], bool):
+            raise ValueError(f"data.segments.{key} must be true or false, got {options[key]!r}")
+    return functools.partial(segment_ids, **options)
+
+
 def build_round_data(cfg: DictConfig, ctx: RoundContext, *, index: int, round_dir: Path) -> RoundData:
     """The round's records (read back if this round already saved them) and their tokenized features."""
     path, report = round_dir / "data.jsonl", {}
@@ -171,7 +185,7 @@ def build_round_data(cfg: DictConfig, ctx: RoundContext, *, index: int, round_di
     spec = get_loss(cfg.loss.name)
     segment_fn = None
     if spec.needs_segments:
-        from prefopt.data.segments import segment_ids as segment_fn
+        segment_fn = _segment_fn(_container(cfg.data.segments) or {})
     features, tok_report = tokenize_records(records, ctx.tokenizer, max_length=cfg.data.max_length,
                                             max_prompt_length=cfg.data.max_prompt_length,
                                             truncation_mode=cfg.data.truncation_mode, segment_fn=segment_fn)
