@@ -158,6 +158,9 @@ def _rounds(cfg: DictConfig, state: PartialState, policy, tokenizer, out: Path, 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Run a resolved config end to end; returns the summary (also written to ``output_dir/summary.json``)."""
+    if cfg.previous_model and cfg.previous_model == cfg.model:
+        raise ValueError(f"previous_model is the model itself ({cfg.model}): every implicit reward log π(y|x) − "
+                         "log π_prev(y|x) would be 0; pass model=<the checkpoint trained from previous_model>")
     # Under `accelerate launch`, the main process owns the folder and the generated data.
     state = PartialState(cpu=not torch.cuda.is_available())
     out = Path(cfg.output_dir or f"runs/{(cfg.recipe or 'run').replace('/', '-')}")

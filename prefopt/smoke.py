@@ -7,7 +7,7 @@
 * model: a hub id (or local folder) becomes a randomly initialised stand-in of the same architecture family (hidden
   32, 2 layers) built from a scaled-down transformers config and saved with the tiny world's character tokenizer, so
   ``load_policy`` reads it from a local folder. ``FAMILIES`` maps hub-id patterns to families; an unknown model falls
-  back to Llama with a printed note; ``previous_model`` (CREAM's M0) becomes the same stand-in. ``model: null``
+  back to Llama with a printed note; ``previous_model`` (CREAM's M0) becomes a stand-in of another seed. ``model: null``
   (the tiny-world recipes) keeps the world's model.
 * data: ``data.train``/``data.eval`` become 16 synthetic tiny-world pairs (``prompt``/``chosen``/``rejected``, plus
   ``score_chosen``/``score_rejected`` when the recipe reward-augments); ``data.prompts``/``data.eval_prompts`` become
@@ -121,9 +121,9 @@ def family_of(model: str) -> tuple[str, str | None]:
     return "llama", f"no known architecture family for {model!r}; using a Llama stand-in"
 
 
-def build_standin(family: str) -> Path:
+def build_standin(family: str, seed: int = 0) -> Path:
     """A randomly initialised ``family`` model (seeded) with the world's tokenizer, saved once to a local folder."""
-    final = smoke_root() / f"standin-{family}-v{STANDIN_VERSION}"
+    final = smoke_root() / f"standin-{family}-v{STANDIN_VERSION}{f'-seed{seed}' if seed else ''}"
     if (final / "DONE").exists():
         return final
     import torch
@@ -135,7 +135,7 @@ def build_standin(family: str) -> Path:
     tok.model_max_length = POSITIONS  # the world's 64 is too short for reward-augmented prompts
     config = AutoConfig.for_model(family, **STANDIN_CONFIGS[family](tok))
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
+        torch.manual_seed(seed)
         model = AutoModelForCausalLM.from_config(config)
     model.generation_config.pad_token_id = tok.pad_token_id
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
@@ -289,9 +289,10 @@ def apply_smoke(cfg: DictConfig) -> DictConfig:
         if cfg.reference.model:
             notes.append(f"reference.model {cfg.reference.model} → a frozen copy of the stand-in")
             cfg.reference.model = None
-        if cfg.previous_model:
-            notes.append(f"previous_model {cfg.previous_model} → the stand-in")
-            cfg.previous_model = str(path)
+        if cfg.previous_model:  # another seed: M0 = M1 would make every implicit reward 0
+            previous_family, _ = family_of(cfg.previous_model)
+            notes.append(f"previous_model {cfg.previous_model} → a {previous_family} stand-in of another seed")
+            cfg.previous_model = str(build_standin(previous_family, seed=1))
     _data(cfg, slug, notes)
     scorer = _scorer(OmegaConf.to_container(cfg.scorer) if OmegaConf.is_config(cfg.scorer) else cfg.scorer, notes)
     cfg.scorer = scorer
