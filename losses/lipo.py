@@ -28,7 +28,8 @@ def lipo_loss(x: PreferenceLogps, *, beta: Positive = 0.05) -> Tensor:
     Where:
         πθ(y_i|x)  = ``x.policy``  (B, K) summed response log-probs
         πref(y_i|x) = ``x.ref``    (B, K)
-        ψ_i        = ``x.scores``  (B, K) the labels (higher is better)
+        ψ_i        = ``x.scores``  (B, K) the labels (higher is better); the paper's (§5) are mean win probabilities
+                     ψ_k = (1/K)·Σ_i Ψ_ki ∈ [0, 1] (Ψ_kk = ½), which keep the gains 2^ψ − 1 in [0, 1]
         valid      = ``x.mask``    (B, K) padded entries never form a pair and rank after every valid one
         τ_i        = 1-based rank of s_i among the list's valid entries, sorted descending
         β          = ``beta`` > 0

@@ -33,6 +33,7 @@ class DataConfig:
     max_length: int | None = 256
     max_prompt_length: int | None = None
     truncation_mode: str = "keep_start"
+    segments: dict[str, Any] = field(default_factory=dict)  # RRPO diff settings: min_match_size, one_sided, autojunk
 
 
 @dataclass
@@ -41,6 +42,7 @@ class GenerationConfig:
     max_new_tokens: int = 24
     temperature: float = 1.0
     top_p: float = 1.0
+    top_k: int = 0  # sample among the k most likely tokens only; 0 = no top-k cut (LiPO samples with top-k 40)
     batch_size: int = 512  # prompts per generate call
     backend: str = "hf"
 
@@ -57,6 +59,7 @@ class ReferenceConfig:
     mode: str = "model"  # model (frozen copy or `model` path) | adapter (PEFT base) | precomputed
     model: str | None = None
     batch_size: int = 32
+    per_round: bool = True  # each round's starting policy is its reference; false: the initial policy every round
 
 
 @dataclass
@@ -74,7 +77,7 @@ class TrainSettings:
     max_steps: int = 100  # per round; <= 0 trains num_epochs epochs instead
     num_epochs: float = 1.0
     optim: str = "adamw_torch"  # any transformers optimizer name (e.g. rmsprop, adamw_torch_fused, paged_adamw_8bit)
-    learning_rate: float = 1e-3
+    learning_rate: Any = 1e-3  # a number, or one per round (a list as long as `rounds`)
     per_device_batch_size: int = 8
     gradient_accumulation_steps: int = 1
     seed: int = 0
@@ -102,6 +105,7 @@ class RunConfig:
     recipe: str | None = None
     model: str | None = None  # HF id or local path; None = the tiny embedded world
     tokenizer: str | None = None
+    previous_model: str | None = None  # the model `model` was trained from (CREAM's M0): round 0's π_{t−1}
     reward: str | None = None  # "module:function" (prompt, response) -> float; world default when model is None
     scorer: Any = None  # a prefopt.rounds.scoring.make_scorer spec; default: the reward function
     data: DataConfig = field(default_factory=DataConfig)
@@ -147,7 +151,7 @@ def valid_keys(node: Any = None, prefix: str = "") -> list[str]:
     for key in node:
         value = node[key] if not OmegaConf.is_missing(node, key) else None
         if isinstance(value, DictConfig) and key not in ("loss", "weighting", "ches", "augment", "expected",
-                                                          "options", "scorer"):
+                                                          "options", "scorer", "segments"):
             keys += valid_keys(value, f"{prefix}{key}.")
         else:
             keys.append(f"{prefix}{key}")
@@ -171,6 +175,7 @@ def load_config(argv: list[str]) -> DictConfig:
         cfg = _merge(cfg, OmegaConf.load(recipe_path(name)), f"recipe {name}")
     cfg = _merge(cfg, overrides, "command line")
     check_loss(cfg)
+    learning_rates(cfg)
     return cfg
 
 
@@ -185,3 +190,19 @@ def check_loss(cfg: DictConfig) -> None:
 
 def loss_kwargs(cfg: DictConfig) -> dict[str, Any]:
     return {k: v for k, v in OmegaConf.to_container(cfg.loss).items() if k != "name"}
+
+
+def learning_rates(cfg: DictConfig) -> list[float]:
+    """One learning rate per round: ``train.learning_rate`` repeated, or its list (one value per round, for papers
+    that lower the rate at later iterations). Raises ValueError on a list of the wrong length or a rate <= 0."""
+    rate = cfg.train.learning_rate
+    per_round = OmegaConf.is_list(rate) or isinstance(rate, (list, tuple))
+    rates = list(rate) if per_round else [rate] * cfg.rounds
+    if len(rates) != cfg.rounds:
+        raise ValueError(f"train.learning_rate has {len(rates)} values for {cfg.rounds} round(s); give one number, "
+                         "or a list with one rate per round")
+    for i, r in enumerate(rates):
+        if isinstance(r, bool) or not isinstance(r, (int, float)) or not r > 0:
+            where = f"train.learning_rate[{i}]" if per_round else "train.learning_rate"
+            raise ValueError(f"{where} = {r!r}: a learning rate must be a number > 0")
+    return [float(r) for r in rates]

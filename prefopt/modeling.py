@@ -36,6 +36,13 @@ def load_policy(cfg: DictConfig):
     return model, tokenizer
 
 
+def load_frozen(path: str, cfg: DictConfig):
+    """A frozen causal LM (no gradients, eval mode) in the policy's dtype: a model the rounds only score with,
+    e.g. CREAM's M0 (``previous_model``)."""
+    dtype = {"dtype": torch.bfloat16} if cfg.train.bf16 and torch.cuda.is_available() else {}
+    return AutoModelForCausalLM.from_pretrained(path, **dtype).requires_grad_(False).eval()
+
+
 def wrap_peft(model, cfg: DictConfig):
     """A LoRA adapter on ``model`` (the base stays frozen and serves as the reference with the adapter off)."""
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training

@@ -1,8 +1,10 @@
 """The main job: build data, train with the recipe's loss over one or more rounds, evaluate, write the run folder.
 
 Rounds (DNO, OSP, CREAM, self-rewarding): each round generates with the current policy, scores, builds lists,
-trains with the round's starting policy as reference, and saves ``round_k/`` (data, model, DONE marker). A finished
-round is never redone on resume; an unfinished one resumes from its last Trainer checkpoint.
+trains, and saves ``round_k/`` (data, model, DONE marker). The reference is the round's starting policy
+(``reference.per_round=true``, DNO's and CREAM's iterations) or the initial policy in every round (``false``, a KL
+to the SFT model throughout). ``train.learning_rate`` may give one rate per round. A finished round is never
+redone on resume; an unfinished one resumes from its newest complete and finite Trainer checkpoint.
 """
 
 from __future__ import annotations
@@ -18,10 +20,10 @@ from omegaconf import DictConfig, OmegaConf
 from transformers import AutoModelForCausalLM, TrainerCallback, TrainingArguments, set_seed
 
 from losses import get_loss
-from prefopt.config import loss_kwargs
+from prefopt.config import learning_rates, loss_kwargs
 from prefopt.data.features import tokenize_records
 from prefopt.data.records import load_records
-from prefopt.modeling import load_policy, wrap_peft
+from prefopt.modeling import load_frozen, load_policy, wrap_peft
 from prefopt.outputs import MetricsJsonl, format_reward, peak_memory_mb, plot_curves, write_summary
 from prefopt.rounds.build import RoundData, build_round_data
 from prefopt.rounds.evaluate import RewardEval
@@ -35,11 +37,12 @@ from prefopt.trainer.safety import NonFiniteError, last_usable_checkpoint, model
 from prefopt.validate import RunConfigError, check_run, output_dir
 
 
-def training_arguments(cfg: DictConfig, out: Path) -> TrainingArguments:
+def training_arguments(cfg: DictConfig, out: Path, index: int = 0) -> TrainingArguments:
+    """The Trainer's arguments for round ``index`` (its learning rate, ``learning_rates``)."""
     t = cfg.train
     return TrainingArguments(
         output_dir=str(out), max_steps=t.max_steps if t.max_steps > 0 else -1, num_train_epochs=t.num_epochs,
-        learning_rate=t.learning_rate, optim=t.optim, per_device_train_batch_size=t.per_device_batch_size,
+        learning_rate=learning_rates(cfg)[index], optim=t.optim, per_device_train_batch_size=t.per_device_batch_size,
         per_device_eval_batch_size=t.per_device_batch_size, gradient_accumulation_steps=t.gradient_accumulation_steps,
         seed=t.seed, data_seed=t.seed, warmup_steps=t.warmup_steps, lr_scheduler_type=t.lr_scheduler_type,
         weight_decay=t.weight_decay, max_grad_norm=t.max_grad_norm, logging_steps=t.logging_steps, bf16=t.bf16,
@@ -49,14 +52,17 @@ def training_arguments(cfg: DictConfig, out: Path) -> TrainingArguments:
         use_cpu=not torch.cuda.is_available(), remove_unused_columns=False)
 
 
-def _reference(cfg: DictConfig, policy, features: list[dict], collator: ListCollator):
-    """(ref_model, features) for the round's reference mode; the round's starting policy is the reference."""
+def _reference(cfg: DictConfig, policy, features: list[dict], collator: ListCollator, initial=None):
+    """(ref_model, features) for the round's reference mode: a copy of ``initial`` (the run's first policy, when
+    ``reference.per_round`` is false) or of the round's starting ``policy``; ``reference.model`` when given. With
+    ``mode=adapter`` the base model (adapter off) is the reference, which is always the initial policy."""
     mode, spec = cfg.reference.mode, get_loss(cfg.loss.name)
     if mode not in ("model", "adapter", "precomputed"):
         raise ValueError(f"reference.mode must be one of model, adapter, precomputed; got {mode!r}")
     if not spec.needs_ref or mode == "adapter":
         return None, features
-    ref = AutoModelForCausalLM.from_pretrained(cfg.reference.model) if cfg.reference.model else frozen_copy(policy)
+    source = policy if initial is None else initial
+    ref = AutoModelForCausalLM.from_pretrained(cfg.reference.model) if cfg.reference.model else frozen_copy(source)
     ref.requires_grad_(False).eval()
     if mode == "model":
         return ref, features
@@ -96,17 +102,19 @@ class _Progress(TrainerCallback):
 
 
 def train_round(cfg: DictConfig, policy, tokenizer, data: RoundData, paths: RoundPaths, index: int,
-                folder: RunFolder, eval_features: list[dict] | None = None):
+                folder: RunFolder, eval_features: list[dict] | None = None, initial=None):
+    """Train round ``index`` on ``data``; ``initial`` (the run's first policy) is the reference when given."""
     collator = ListCollator(pad_token_id=tokenizer.pad_token_id, max_length=cfg.data.max_length,
                             truncation_mode=cfg.data.truncation_mode)
-    ref_model, features = _reference(cfg, policy, data.features, collator)
+    ref_model, features = _reference(cfg, policy, data.features, collator, initial)
     last = last_usable_checkpoint(paths.checkpoints) if cfg.resume else None  # skips half-written and NaN ones
     done = json.loads((last / PROGRESS_FILE).read_text()) if last and (last / PROGRESS_FILE).exists() else {}
     ref: list = []
     progress = _Progress(ref, done.get("seconds", 0.0))
     if cfg.resume and PartialState().is_main_process:  # rows logged after the checkpoint will be logged again
         folder.trim_metrics(index, int(last.name.split("-")[1]) if last else 0)
-    trainer = PreferenceTrainer(policy, training_arguments(cfg, paths.checkpoints), loss=cfg.loss.name,
+    trainer = PreferenceTrainer(policy, training_arguments(cfg, paths.checkpoints, index),
+                                loss=cfg.loss.name,
                                 loss_kwargs=loss_kwargs(cfg), ref_model=ref_model, collator=collator,
                                 train_dataset=features, eval_dataset=eval_features, processing_class=tokenizer,
                                 callbacks=[MetricsJsonl(folder.metrics, index), progress])
@@ -135,13 +143,20 @@ def _rounds(cfg: DictConfig, state: PartialState, policy, tokenizer, folder: Run
             ) -> tuple[Any, list[dict]]:
     """Run (or, on resume, skip) every round; returns the final policy and each round's record."""
     records: list[dict] = []
-    history: list = []  # starting policies of earlier rounds: π_{t−1}, π_{t−2} for CREAM's judges
+    # the models before this round's starting policy, most recent last (π_{t−2}, π_{t−1}), for CREAM's judges;
+    # ``previous_model`` (CREAM's M0) is the one before the initial policy
+    earlier = [load_frozen(cfg.previous_model, cfg).to(state.device)] if cfg.previous_model else []
+    initial = None  # the initial policy, the reference of every round when reference.per_round is false
     eval_features = _eval_features(cfg, tokenizer)  # tokenized once for every round
     for index in range(cfg.rounds):
         paths = folder.round(index)
-        if cfg.rounds > 1:
-            history = [*history[-2:], frozen_copy(policy)]  # keep π_t, π_{t−1}, π_{t−2} only
-        context = RoundContext(policy, tokenizer, *(list(reversed(history[:-1][-2:])) + [None, None])[:2])
+        context = RoundContext(policy, tokenizer, earlier[-1] if earlier else None,
+                               earlier[-2] if len(earlier) > 1 else None)
+        if index + 1 < cfg.rounds:  # a later round judges with (or trains against) this round's starting policy
+            start = frozen_copy(policy)
+            earlier = [*earlier, start][-2:]
+            if index == 0 and not cfg.reference.per_round:
+                initial = start
         if paths.is_done():  # finished on an earlier run: reload its policy, never redo it
             policy = _reload(policy, paths.dir, cfg)
             records.append(paths.read_record())  # the record as first written
@@ -150,7 +165,7 @@ def _rounds(cfg: DictConfig, state: PartialState, policy, tokenizer, folder: Run
             paths.dir.mkdir(parents=True, exist_ok=True)
         with state.main_process_first():  # the others read the round's data.jsonl the main process wrote
             data = build_round_data(cfg, context, index=index, round_dir=paths.dir)
-        trainer, record = train_round(cfg, policy, tokenizer, data, paths, index, folder, eval_features)
+        trainer, record = train_round(cfg, policy, tokenizer, data, paths, index, folder, eval_features, initial)
         policy = trainer.model
         if evaluator:
             record["reward"] = evaluator(policy)

@@ -7,7 +7,8 @@ stand-in, so nothing here names a scorer type or a pairing rule:
 
 * model: a hub id (or local folder) becomes a randomly initialised 2-layer stand-in of the same architecture
   family (``prefopt.world.standin``), saved with the tiny world's character tokenizer to a local folder.
-  ``model: null`` (the tiny-world recipes) keeps the world's model.
+  ``previous_model`` (CREAM's M0) becomes a stand-in of another seed. ``model: null`` (the tiny-world recipes) keeps
+  the world's model.
 * data: ``data.train``/``data.eval`` become 16 synthetic tiny-world pairs (``prompt``/``chosen``/``rejected``, plus
   ``score_chosen``/``score_rejected`` when the recipe reward-augments); ``data.prompts``/``data.eval_prompts`` become
   prompt-only rows. The prompts are the world's, so its verifiable reward can score them.
@@ -136,6 +137,8 @@ def _budget(cfg: DictConfig, world: bool) -> None:
     if not world:  # the stand-in reads 512 positions; long reward-augmented prompts must fit
         cfg.data.max_length, cfg.data.max_prompt_length = 384, None
     cfg.rounds = min(cfg.rounds, 2)
+    if OmegaConf.is_list(t.learning_rate):  # one rate per round: keep the first rounds' rates
+        t.learning_rate = list(t.learning_rate)[: cfg.rounds]
     cfg.eval.n_prompts, cfg.eval.samples_per_prompt = min(cfg.eval.n_prompts, 16), 1
     p = cfg.peft
     if p.enabled and p.r > 8:
@@ -165,6 +168,10 @@ def apply_smoke(cfg: DictConfig) -> DictConfig:
         if cfg.reference.model:
             notes.append(f"reference.model {cfg.reference.model} → a frozen copy of the stand-in")
             cfg.reference.model = None
+        if cfg.previous_model:  # another seed: M0 = M1 would make every implicit reward 0
+            previous_family, _ = standin.family_of(cfg.previous_model)
+            notes.append(f"previous_model {cfg.previous_model} → a {previous_family} stand-in of another seed")
+            cfg.previous_model = str(standin.build_standin(previous_family, smoke_root(), seed=1))
     _data(cfg, slug, notes)
     _scorer(cfg, notes)
     if not world:

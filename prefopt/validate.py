@@ -59,9 +59,10 @@ def _ranges(cfg: DictConfig) -> list[str]:
 
 # ---- blocks that name a registered piece ------------------------------------------------------------------------
 def _options(fn: Callable, given: dict, where: str, internal: tuple[str, ...] = ()) -> list[str]:
-    """Options of ``fn`` a recipe may set: its keyword parameters, less those the pipeline fills in itself."""
+    """Options of ``fn`` a recipe may set: its keyword parameters; ``internal`` ones the pipeline fills in itself
+    when the recipe leaves them out."""
     params = inspect.signature(fn).parameters
-    valid = sorted(n for n, p in params.items() if p.kind is p.KEYWORD_ONLY and n not in internal)
+    valid = sorted(n for n, p in params.items() if p.kind is p.KEYWORD_ONLY)
     unknown = sorted(set(given) - set(valid))
     if unknown:
         return [f"{where}: unknown option(s) {', '.join(unknown)}; valid: {', '.join(valid) or 'none'}"]
@@ -86,7 +87,7 @@ def _blocks(cfg: DictConfig) -> list[str]:
         out.append(f"pairing.rule: unknown rule {cfg.pairing.rule!r}; valid: {', '.join(sorted(pairing.RULES))}")
     else:
         out += _options(rule, _container(cfg.pairing.options) or {}, f"pairing.options (rule {cfg.pairing.rule})",
-                        internal=("matrices", "samples", "sample_scores"))
+                        internal=("matrices", "samples", "sample_scores", "baseline"))
     for i, share in enumerate(cfg.pairing.replay or []):
         if not 0 <= share <= 1:
             out.append(f"pairing.replay[{i}] must be a share in [0, 1], got {share}")
@@ -96,7 +97,7 @@ def _blocks(cfg: DictConfig) -> list[str]:
         if kind not in WEIGHTINGS:
             out.append(f"weighting.type: unknown {kind!r}; valid: {', '.join(sorted(WEIGHTINGS))}")
         else:
-            out += _options(WEIGHTINGS[kind], weighting, f"weighting ({kind})")
+            out += _options(WEIGHTINGS[kind][0], weighting, f"weighting ({kind})")
     if cfg.ches:
         ches = dict(_container(cfg.ches))
         try:
@@ -156,6 +157,9 @@ def _loss(cfg: DictConfig) -> list[str]:
     if spec.listwise and cfg.pairing.rule not in pairing.LIST_RULES:
         out.append(f"loss {cfg.loss.name} learns from whole lists, but pairing.rule={cfg.pairing.rule} turns each "
                    f"list into pairs; use pairing.rule={' or '.join(sorted(pairing.LIST_RULES))}")
+    if cfg.previous_model and cfg.previous_model == cfg.model:
+        out.append(f"previous_model is the model itself ({cfg.model}): every implicit reward log π(y|x) − "
+                   "log π_prev(y|x) would be 0; pass model=<the checkpoint trained from previous_model>")
     if not cfg.data.train and cfg.generation.k < 2:
         out.append(f"generation.k must be >= 2 for self-generated lists (a list needs two responses), got "
                    f"{cfg.generation.k}")

@@ -42,7 +42,7 @@ def _errors(capsys) -> list[str]:
 
 # ---- 1. checked before anything happens -------------------------------------------------------------------------
 @pytest.mark.parametrize("override, needle", [
-    ("train.learning_rate=-1", "train.learning_rate must be > 0 and finite, got -1"),
+    ("train.learning_rate=-1", "train.learning_rate = -1: a learning rate must be a number > 0"),
     ("train.per_device_batch_size=0", "train.per_device_batch_size must be >= 1"),
     ("generation.top_p=1.5", "generation.top_p must be in (0, 1]"),
     ("rounds=0", "rounds must be >= 1"),
@@ -107,7 +107,7 @@ def test_the_old_run_stays_intact_when_the_new_one_fails_validation(local_run, t
     assert main(local_run) == 0
     out = tmp_path / "run"
     before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
-    assert main([*local_run, "overwrite=true", "train.learning_rate=0"]) == 2
+    assert main([*local_run, "overwrite=true", "train.per_device_batch_size=0"]) == 2
     assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
     assert main([*local_run, "overwrite=true", "train.max_steps=2"]) == 0  # a valid overwrite replaces it
     assert json.loads((out / "summary.json").read_text())["steps"] == 2

@@ -8,17 +8,22 @@ Two sources, one output (``segment_ids``, one list of ids per response, aligned 
 ``response_ids``):
 
 - **Found by alignment** (no ``segments`` in the record): ``diff_segments`` aligns the two responses' token ids
-  with ``difflib.SequenceMatcher(autojunk=False)``. Each gap between matching blocks that holds tokens on both
-  sides (a ``replace`` opcode) is one segment, numbered 1, 2, ... left to right, with the same number on both
-  sides. This is the authors' text path (github.com/pritamqu/RRPO, ``videochat2/diff_lib.py``,
-  ``get_diff_signs``, adapted from Muffin's ``diff_lib``), with two documented differences:
-    * ``autojunk=False``: the authors use difflib's default, which for sequences of 200+ tokens treats frequent
-      tokens as junk and can leave long shared stretches unmatched;
-    * ``min_match_size`` defaults to 1 (every common block separates segments); the authors use 3, which merges
-      differences separated by a common run of 1–2 tokens into one segment. Pass ``min_match_size=3`` to match.
-  Insert/delete-only gaps (tokens on one side only) are segments on the side that has the tokens
-  (``one_sided=True``, the default here): a pair that differs only by an added clause still gets a training
-  signal on that clause. The authors drop such gaps; ``one_sided=False`` does the same.
+  with ``difflib.SequenceMatcher``. Each gap between matching blocks that holds tokens on both sides (a
+  ``replace`` opcode) is one segment, numbered 1, 2, ... left to right, with the same number on both sides. This
+  is the authors' text path (github.com/pritamqu/RRPO, ``videochat2/diff_lib.py``, ``get_diff_signs``, adapted
+  from Muffin's ``diff_lib``). Recipes choose the settings with ``data.segments``; the defaults suit the tiny
+  world's short answers, and differ from the authors' in three ways:
+    * ``autojunk=False`` (default): the authors use difflib's default ``autojunk=True``, which for sequences of
+      200+ tokens treats tokens that fill over 1% of the sequence as junk and can leave long shared stretches
+      unmatched;
+    * ``min_match_size=1`` (default: every common block separates segments); ``get_diff_signs`` defaults to 3,
+      which merges differences separated by a common run of 1–2 tokens into one segment;
+    * ``one_sided=True`` (default): insert/delete-only gaps (tokens on one side only) are segments on the side
+      that has the tokens, so a pair that differs only by an added clause still gets a training signal on it. The
+      authors keep only gaps with tokens on both sides (``generate_modification_mapping_impl``); ``False``
+      does the same.
+  ``data.segments: {min_match_size: 3, autojunk: true, one_sided: false}`` is the authors' setting
+  (recipes/paper/rrpo.yaml).
 - **Given in the data**: ``record["segments"][k]`` is a list of [start, end) character spans of response k; the
   i-th span is segment i + 1. Spans are mapped to tokens with the fast tokenizer's offset mapping of the rendered
   prompt + response: a token belongs to a span when their character ranges overlap.
@@ -35,16 +40,20 @@ from prefopt.data.records import PreferenceDataError
 from prefopt.data.tokenize import TokenizedList, as_assistant, is_messages
 
 
-def diff_segments(a: list[int], b: list[int], *, min_match_size: int = 1,
-                  one_sided: bool = True) -> tuple[list[int], list[int]]:
+def diff_segments(a: list[int], b: list[int], *, min_match_size: int = 1, one_sided: bool = True,
+                  autojunk: bool = False) -> tuple[list[int], list[int]]:
     """Segment ids of every token of ``a`` and ``b`` (0 where the two agree).
 
     Args:
         a, b: token ids of the two responses.
         min_match_size: common blocks shorter than this do not separate segments (the authors use 3).
-        one_sided: number gaps that hold tokens on one side only (insertions/deletions) as segments too.
+        one_sided: number gaps that hold tokens on one side only (insertions/deletions) as segments too (the
+            authors do not).
+        autojunk: difflib's popular-token heuristic for sequences of 200+ tokens (the authors keep it on).
     """
-    blocks = difflib.SequenceMatcher(None, a, b, autojunk=False).get_matching_blocks()
+    if isinstance(min_match_size, bool) or not isinstance(min_match_size, int) or min_match_size < 1:
+        raise ValueError(f"segments: min_match_size must be an integer >= 1, got {min_match_size!r}")
+    blocks = difflib.SequenceMatcher(None, a, b, autojunk=autojunk).get_matching_blocks()
     blocks = [m for m in blocks[:-1] if m.size >= min_match_size] + [blocks[-1]]  # the last is the (len, len, 0) end
     seg_a, seg_b = [0] * len(a), [0] * len(b)
     i = j = 0
@@ -119,7 +128,7 @@ def span_segments(tokenizer, prompt, response, spans: list, response_ids: list[i
 
 
 def segment_ids(tokenizer, tokenized: TokenizedList, record: dict, *, min_match_size: int = 1,
-                one_sided: bool = True) -> list[list[int]]:
+                one_sided: bool = True, autojunk: bool = False) -> list[list[int]]:
     """Per response, one segment id per token of ``tokenized.response_ids`` (same lengths), for the collator.
 
     Character spans in ``record["segments"]`` are used when present, else the two responses are aligned
@@ -140,5 +149,5 @@ def segment_ids(tokenizer, tokenized: TokenizedList, record: dict, *, min_match_
         best, worst = scores.index(max(scores)), len(scores) - 1 - scores[::-1].index(min(scores))
     if best != worst:
         out[best], out[worst] = diff_segments(responses[best], responses[worst], min_match_size=min_match_size,
-                                              one_sided=one_sided)
+                                              one_sided=one_sided, autojunk=autojunk)
     return out

@@ -133,8 +133,8 @@ def _row(record: dict, order: list[int], score: float, system_role: bool, tag: s
 
 
 def reward_augment(records: list[dict], *, source_scale: tuple[float, float] | None = None, split: str = "train",
-                   system_role: bool | None = None, tokenizer=None,
-                   decimals: int | None = 1) -> tuple[list[dict], DataReport]:
+                   system_role: bool | None = None, tokenizer=None, decimals: int | None = 1,
+                   keep_ties: bool = False) -> tuple[list[dict], DataReport]:
     """Two goal-conditioned rows per scored pair (see the module docstring).
 
     Args:
@@ -147,11 +147,18 @@ def reward_augment(records: list[dict], *, source_scale: tuple[float, float] | N
         system_role: state the goal in a system message (True) or in the first user turn (False); None asks
             ``tokenizer`` (``supports_system_role``), and assumes a system role when there is no tokenizer.
         decimals: rescaled scores are rounded to this many decimals (None: not rounded).
+        keep_ties: a pair whose goals are equal still gives its two rows, y_w ≻ y_l and y_l ≻ y_w under the same
+            goal, as the authors' ``scripts/reward_augmentation.py`` does (it filters nothing on the overall
+            scores, so UltraFeedback pairs with tied scores are relabelled like any other). False drops the pair
+            as a tie: two rows that teach opposite preferences under one goal cancel each other's first-order
+            gradient and cost two forward passes.
     Returns:
-        (rows, report): rows interleaved per pair as [goal r_w row, goal r_l row]; a pair whose goals are equal
-        (both rows would teach opposite preferences under one goal) is a dropped tie, and a pair whose raw scores
-        contradict its label (r_w < r_l) is dropped as ``raw_scores_disagree`` (the authors filter these out).
+        (rows, report): rows interleaved per pair as [goal r_w row, goal r_l row]; a tied pair is kept or dropped
+        (``keep_ties``), and a pair whose raw scores contradict its label (r_w < r_l) is dropped as
+        ``raw_scores_disagree`` (the authors' data never has one: their chosen response is the top-scored one).
     """
+    if not isinstance(keep_ties, bool):
+        raise ValueError(f"reward_augment: keep_ties must be true or false, got {keep_ties!r}")
     report = DataReport(rows=len(records))
     if not split.startswith("train"):
         report.kept = len(records)
@@ -162,7 +169,7 @@ def reward_augment(records: list[dict], *, source_scale: tuple[float, float] | N
         chosen, rejected, r_w, r_l = _raw_scores(record, index)
         goal_w = _goal_score(r_w, source_scale, index, "score_chosen", decimals)
         goal_l = _goal_score(r_l, source_scale, index, "score_rejected", decimals)
-        if goal_w == goal_l:
+        if goal_w == goal_l and not keep_ties:
             report.dropped_ties += 1
         elif goal_w < goal_l:
             report.drop("raw_scores_disagree")

@@ -6,6 +6,7 @@ reads them back and never regenerates a finished round's data.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 from dataclasses import asdict, dataclass, field
@@ -47,7 +48,8 @@ def _sample(cfg: DictConfig, policy, tokenizer, prompts: list, index: int) -> li
 
     g = cfg.generation
     return sample(policy, tokenizer, prompts, k=g.k, max_new_tokens=g.max_new_tokens, temperature=g.temperature,
-                  top_p=g.top_p, batch_size=g.batch_size, seed=round_seed(cfg.train.seed, index), backend=g.backend)
+                  top_p=g.top_p, top_k=g.top_k, batch_size=g.batch_size, seed=round_seed(cfg.train.seed, index),
+                  backend=g.backend)
 
 
 def _round_prompts(cfg: DictConfig, index: int) -> tuple[list, list | None]:
@@ -90,6 +92,12 @@ def _pair(cfg: DictConfig, records: list[dict], ctx: RoundContext, index: int, r
             raise ValueError(f"pairing rule {cfg.pairing.rule!r} needs a pairwise judge scorer "
                              "(scorer: {type: pairwise_judge | llm_judge | self_preference, ...})")
         options["matrices"] = scorer.matrices([r["prompt"] for r in records], [r["responses"] for r in records])
+    if rule is not None and "baseline" in inspect.signature(rule).parameters and "baseline" not in options:
+        # OSP's one-baseline pairs: the judge that scored the lists knows which response was the baseline
+        if getattr(scorer, "baseline", None) is None:
+            raise ValueError(f"pairing rule {cfg.pairing.rule!r} needs a pairwise judge scorer with a baseline "
+                             "(scorer: {type: pairwise_judge | llm_judge | self_preference, baseline: 0, ...})")
+        options["baseline"] = scorer.baseline
     if rule is not None and "samples" in inspect.signature(rule).parameters and "samples" not in options:
         # D²O: the policy's own samples are the positives beside each list's given negative. On self-generated
         # lists the samples are already there (the lowest-scored one becomes the negative).
@@ -119,8 +127,10 @@ def build_records(cfg: DictConfig, ctx: RoundContext, index: int, report: dict) 
     if spec is not None:
         scorer = make_scorer(spec, policy=ctx.policy, ref=ctx.previous, tokenizer=ctx.tokenizer)
         records = score_records(scorer, records)
+    weighting = _container(cfg.weighting)
+    records = apply_weighting(records, ctx, weighting, stage="lists")
     records = _pair(cfg, records, ctx, index, report, scorer)
-    return apply_weighting(records, ctx, _container(cfg.weighting))
+    return apply_weighting(records, ctx, weighting, stage="pairs")
 
 
 def _replay(cfg: DictConfig, records: list[dict], index: int, round_dir: Path, report: dict) -> list[dict]:
@@ -153,6 +163,19 @@ def _transforms(cfg: DictConfig, records: list[dict], ctx: RoundContext, round_d
     return records
 
 
+def _segment_fn(options: dict[str, Any]):
+    """``segment_ids`` with the recipe's ``data.segments`` diff settings (RRPO's refined segments)."""
+    from prefopt.data.segments import segment_ids
+
+    valid = {"min_match_size", "one_sided", "autojunk"}
+    if set(options) - valid:
+        raise ValueError(f"data.segments: unknown option(s) {sorted(set(options) - valid)}; valid: {sorted(valid)}")
+    for key in ("one_sided", "autojunk"):
+        if key in options and not isinstance(options[key], bool):
+            raise ValueError(f"data.segments.{key} must be true or false, got {options[key]!r}")
+    return functools.partial(segment_ids, **options)
+
+
 def build_round_data(cfg: DictConfig, ctx: RoundContext, *, index: int, round_dir: Path) -> RoundData:
     """The round's records (read back if this round already saved them) and their tokenized features."""
     path, report = RoundPaths(round_dir).data, {}
@@ -174,7 +197,7 @@ def build_round_data(cfg: DictConfig, ctx: RoundContext, *, index: int, round_di
     spec = get_loss(cfg.loss.name)
     segment_fn = None
     if spec.needs_segments:
-        from prefopt.data.segments import segment_ids as segment_fn
+        segment_fn = _segment_fn(_container(cfg.data.segments) or {})
     features, tok_report = tokenize_records(records, ctx.tokenizer, max_length=cfg.data.max_length,
                                             max_prompt_length=cfg.data.max_prompt_length,
                                             truncation_mode=cfg.data.truncation_mode, segment_fn=segment_fn)

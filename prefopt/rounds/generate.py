@@ -50,24 +50,25 @@ def _prompt_ids(tokenizer, prompts: Sequence[Prompt]) -> list[list[int]]:
     return ids
 
 
-def _generation_kwargs(tokenizer, max_new_tokens: int, temperature: float, top_p: float) -> dict[str, Any]:
+def _generation_kwargs(tokenizer, max_new_tokens: int, temperature: float, top_p: float,
+                       top_k: int = 0) -> dict[str, Any]:
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     kwargs: dict[str, Any] = {"max_new_tokens": max_new_tokens, "pad_token_id": pad_id, "use_cache": True,
                               "eos_token_id": tokenizer.eos_token_id}
     if temperature > 0:
         # top_k=0 switches off transformers' default top-k of 50, which would truncate a real model's sampling.
-        kwargs.update(do_sample=True, temperature=temperature, top_p=top_p, top_k=0, repetition_penalty=1.0)
+        kwargs.update(do_sample=True, temperature=temperature, top_p=top_p, top_k=top_k, repetition_penalty=1.0)
     else:
         kwargs.update(do_sample=False)
     return kwargs
 
 
 def _sample_hf(model, tokenizer, rows: list[list[int]], *, max_new_tokens: int, temperature: float, top_p: float,
-               batch_size: int, seed: int, progress: bool) -> list[str]:
+               top_k: int, batch_size: int, seed: int, progress: bool) -> list[str]:
     """One response per row of prompt ids, in row order."""
     from tqdm.auto import tqdm
 
-    kwargs = _generation_kwargs(tokenizer, max_new_tokens, temperature, top_p)
+    kwargs = _generation_kwargs(tokenizer, max_new_tokens, temperature, top_p, top_k)
     device = next(model.parameters()).device
     # Longest prompts first, so a batch holds prompts of similar length (less padding); outputs are put back.
     order = sorted(range(len(rows)), key=lambda i: -len(rows[i]))
@@ -86,7 +87,7 @@ def _sample_hf(model, tokenizer, rows: list[list[int]], *, max_new_tokens: int, 
 
 
 def sample(model, tokenizer, prompts: Sequence[Prompt], *, k: int = 1, max_new_tokens: int,
-           temperature: float = 1.0, top_p: float = 1.0, batch_size: int = 64, seed: int = 0,
+           temperature: float = 1.0, top_p: float = 1.0, top_k: int = 0, batch_size: int = 64, seed: int = 0,
            progress: bool = True, backend: str = "hf") -> list[list[str]]:
     """K sampled responses for each prompt, in prompt order: ``out[i][j]`` is prompt i's j-th response.
 
@@ -95,7 +96,8 @@ def sample(model, tokenizer, prompts: Sequence[Prompt], *, k: int = 1, max_new_t
         tokenizer: its tokenizer; its padding side and the model's train/eval mode are restored afterwards.
         prompts: plain strings (sent as a user message when the tokenizer has a chat template) or chat messages.
         k: responses per prompt. max_new_tokens: generation length limit (an EOS ends a response earlier).
-        temperature: 0 means greedy decoding (then the k responses are identical); top_p: nucleus sampling.
+        temperature: 0 means greedy decoding (then the k responses are identical); top_p: nucleus sampling;
+            top_k: sample among the top_k most likely tokens only (0: no top-k cut).
         batch_size: sequences per ``generate`` call (prompts × k are batched together).
         seed: the same seed, inputs and model give the same responses; the global RNG is left as it was.
         progress: show a tqdm bar over batches.
@@ -106,11 +108,11 @@ def sample(model, tokenizer, prompts: Sequence[Prompt], *, k: int = 1, max_new_t
     """
     if k < 1 or max_new_tokens < 1 or batch_size < 1:
         raise ValueError(f"k, max_new_tokens and batch_size must be >= 1, got {k}, {max_new_tokens}, {batch_size}")
-    if temperature < 0 or not 0 < top_p <= 1:
-        raise ValueError(f"need temperature >= 0 and 0 < top_p <= 1, got {temperature}, {top_p}")
+    if temperature < 0 or not 0 < top_p <= 1 or top_k < 0:
+        raise ValueError(f"need temperature >= 0, 0 < top_p <= 1 and top_k >= 0, got {temperature}, {top_p}, {top_k}")
     if backend == "vllm":
         return _sample_vllm(model, tokenizer, prompts, k=k, max_new_tokens=max_new_tokens, temperature=temperature,
-                            top_p=top_p, seed=seed, progress=progress)
+                            top_p=top_p, top_k=top_k, seed=seed, progress=progress)
     if backend != "hf":
         raise ValueError(f"unknown generation backend {backend!r}; valid: 'hf', 'vllm'")
     if not prompts:
@@ -121,7 +123,7 @@ def sample(model, tokenizer, prompts: Sequence[Prompt], *, k: int = 1, max_new_t
     try:
         with eval_mode(model), torch.random.fork_rng(devices=_cuda_devices(model)):
             flat = _sample_hf(model, tokenizer, rows, max_new_tokens=max_new_tokens, temperature=temperature,
-                              top_p=top_p, batch_size=batch_size, seed=seed, progress=progress)
+                              top_p=top_p, top_k=top_k, batch_size=batch_size, seed=seed, progress=progress)
     finally:
         tokenizer.padding_side = padding_side
     return [flat[i * k:(i + 1) * k] for i in range(len(prompts))]
@@ -141,7 +143,7 @@ def _import_vllm():
 
 
 def _sample_vllm(model, tokenizer, prompts: Sequence[Prompt], *, k: int, max_new_tokens: int, temperature: float,
-                 top_p: float, seed: int, progress: bool) -> list[list[str]]:
+                 top_p: float, top_k: int, seed: int, progress: bool) -> list[list[str]]:
     """vLLM backend: the prompts are rendered and tokenized exactly as for ``"hf"``, then sent as token ids.
 
     An in-memory transformers model is first saved to a temporary folder, since vLLM loads weights from disk;
@@ -150,8 +152,9 @@ def _sample_vllm(model, tokenizer, prompts: Sequence[Prompt], *, k: int, max_new
     vllm = _import_vllm()
     import tempfile
 
-    params = vllm.SamplingParams(n=k, temperature=temperature, top_p=top_p, max_tokens=max_new_tokens, seed=seed,
-                                 skip_special_tokens=True)
+    # vLLM spells "no top-k cut" -1 in every version (newer ones also accept 0)
+    params = vllm.SamplingParams(n=k, temperature=temperature, top_p=top_p, top_k=top_k or -1,
+                                 max_tokens=max_new_tokens, seed=seed, skip_special_tokens=True)
     requests = [{"prompt_token_ids": ids} for ids in _prompt_ids(tokenizer, prompts)]
     if isinstance(model, vllm.LLM):
         outputs = model.generate(requests, params, use_tqdm=progress)

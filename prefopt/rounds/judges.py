@@ -68,10 +68,27 @@ class PairwiseJudgeScorer:
     calls of a list remove the judge's position bias. With ``gold`` (one reference response per prompt) the gold
     response joins the comparison as one more opponent; its own win rate is not returned (append it to the list
     with ``prefopt.rounds.pairing.with_gold`` to score it as a candidate).
+
+    With ``baseline=b`` every response is compared with one fixed response, entry b of the list (an index into
+    the candidates, or len(list) for the gold response), in both orders: 2·(n−1) judge calls per list of n instead
+    of n·(n−1). A candidate's score is then P(candidate ≻ baseline), the baseline's own score ½; the matrix entries
+    of pairs not involving the baseline are nan (not judged). This is the one-baseline comparison of OSP's ranked
+    pairing (``prefopt.rounds.pairing.baseline_pairs``; Zhai et al., 2024, arXiv 2405.14103, reconstructed: the
+    paper's method section was not read, see docs/losses/osp.md).
     """
 
-    def __init__(self, judge_fn: JudgeFn):
-        self.judge = judge_fn
+    def __init__(self, judge_fn: JudgeFn, *, baseline: int | None = None):
+        if baseline is not None and (isinstance(baseline, bool) or not isinstance(baseline, int) or baseline < 0):
+            raise ValueError(f"pairwise judge: baseline must be a response index >= 0 (or None), got {baseline!r}")
+        self.judge, self.baseline = judge_fn, baseline
+
+    def _pairs(self, n: int, i: int) -> list[tuple[int, int]]:
+        """The ordered pairs (u, v) judged in list i of n responses: all of them, or each one against the baseline."""
+        if self.baseline is None:
+            return [(u, v) for u in range(n) for v in range(n) if u != v]
+        if self.baseline >= n:
+            raise ScoringError(f"pairwise judge: prompt {i} has {n} responses, so there is no baseline {self.baseline}")
+        return [pair for u in range(n) if u != self.baseline for pair in ((u, self.baseline), (self.baseline, u))]
 
     def matrices(self, prompts: list, lists: list[list], gold: Sequence | None = None) -> list[list[list[float]]]:
         """The debiased preference matrix of each list, candidates first and the gold response (if any) last."""
@@ -86,12 +103,12 @@ class PairwiseJudgeScorer:
                                    "at least two (or a gold response)")
             items.append(texts)
             x = prompt_text(prompt)
-            for u in range(len(texts)):
-                for v in range(len(texts)):
-                    if u != v:
-                        triples.append((x, texts[u], texts[v]))
-                        owners.append((i, u, v))
-        raw = [[[0.5] * len(texts) for _ in texts] for texts in items]  # one n×n matrix per list
+            for u, v in self._pairs(len(texts), i):
+                triples.append((x, texts[u], texts[v]))
+                owners.append((i, u, v))
+        # one n×n matrix per list; nan marks a pair left unjudged (baseline mode)
+        unjudged = 0.5 if self.baseline is None else math.nan
+        raw = [[[0.5 if u == v else unjudged for v in range(len(texts))] for u in range(len(texts))] for texts in items]
         for (i, u, v), p in zip(owners, _judge_all(self.judge, triples), strict=True):
             raw[i][u][v] = _check_probability(p, i, self._name(u, items[i], gold), self._name(v, items[i], gold))
         return [debiased_matrix(m) for m in raw]
@@ -101,7 +118,11 @@ class PairwiseJudgeScorer:
         return "gold" if gold is not None and w == len(texts) - 1 else str(w)
 
     def __call__(self, prompts: list, lists: list[list], gold: Sequence | None = None) -> list[list[float]]:
-        return [win_rates(m, len(rs)) for m, rs in zip(self.matrices(prompts, lists, gold), lists, strict=True)]
+        matrices = self.matrices(prompts, lists, gold)
+        if self.baseline is None:
+            return [win_rates(m, len(rs)) for m, rs in zip(matrices, lists, strict=True)]
+        b = self.baseline
+        return [[m[u][b] if u != b else 0.5 for u in range(len(rs))] for m, rs in zip(matrices, lists, strict=True)]
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ per tied pair; rules that emit one record per list count them per list.
     best_vs_worst    the highest- against the lowest-scored response
     all_pairs        i ≻ j for every scores_i > scores_j;  margin_pairs: only when scores_i − scores_j ≥ min_margin
     strength_pairs   all_pairs with the judge's preference strength P(i ≻ j) as weight (OSP)
+    baseline_pairs   each response against one baseline, weight P(winner ≻ loser) (OSP, n judge calls, not n²)
     dno_pairs        DNO's rule: every pair with positive ≥ min_positive and negative at least a margin lower
     d2o_lists        D²O: self-generated samples as positives, the given negative strictly lowest
 
@@ -125,6 +126,37 @@ def strength_pairs(records: list[dict], matrices: Sequence[Sequence[Sequence[flo
             total.dropped[reason] = total.dropped.get(reason, 0) + n
     total.kept = len(out)
     return out, total
+
+
+def baseline_pairs(records: list[dict], *, baseline: int) -> tuple[list[dict], DataReport]:
+    """OSP's ranked pairs against one baseline: each response paired with the baseline, weight = the strength.
+
+    Reconstruction (Zhai et al., 2024, "Online Self-Preferring Language Models", arXiv 2405.14103; the method
+    section was not read, see docs/losses/osp.md): the abstract's "ranked pairing method to construct multiple
+    response pairs with preference strength information", with each of the n responses compared with one fixed
+    baseline (n − 1 comparisons, not n²). The records' ``scores`` must come from a pairwise judge in baseline mode
+    (``PairwiseJudgeScorer(baseline=b)``): score_u = P(u ≻ b), the baseline's own score ½.
+
+    For every u ≠ b: P(u ≻ b) > ½ gives the pair (u ≻ b) with weight P(u ≻ b); P(u ≻ b) < ½ gives (b ≻ u) with
+    weight 1 − P(u ≻ b); ½ is a tie. The weight is the self-judged probability that the pair's chosen response is
+    the better one, the target p of ``losses.osp.osp_loss``.
+    """
+    out, ties = [], 0
+    for n, r in enumerate(records):
+        s = r["scores"]
+        if not 0 <= baseline < len(s) or s[baseline] != 0.5:
+            raise PreferenceDataError(
+                f"baseline_pairs row {n}: field 'scores' has no baseline score 0.5 at index {baseline} ({s}); score "
+                f"the lists with a pairwise judge in baseline mode (scorer: {{..., baseline: {baseline}}})")
+        for u, p in enumerate(s):
+            if u == baseline:
+                continue
+            if p == 0.5:
+                ties += 1
+                continue
+            winner, loser = (u, baseline) if p > 0.5 else (baseline, u)
+            out.append({**_derive(r, [winner, loser]), "weight": max(p, 1.0 - p)})
+    return _report(records, out, ties=ties)
 
 
 def dno_pairs(records: list[dict], *, min_positive: float = 5.0, margin: float = 2.0,
@@ -267,6 +299,7 @@ RULES: dict[str, Callable[..., tuple[list[dict], DataReport]]] = {
     "margin": margin_pairs,
     "dno": dno_pairs,
     "strength": strength_pairs,
+    "baseline": baseline_pairs,
     "d2o": d2o_lists,
 }
 

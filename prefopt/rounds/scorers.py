@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 from prefopt.rounds.judges import ImplicitRewardScorer, LLMJudge, PairwiseJudgeScorer
+from prefopt.rounds.labels import TRANSFORMS, with_transform
 from prefopt.rounds.scoring import RewardFnScorer, RewardModelScorer, Scorer, resolve_import_path
 from prefopt.world import standin
 
@@ -28,7 +29,7 @@ def _reward_model(spec: dict, ctx: dict) -> Scorer:
 
 def _llm_judge(spec: dict, ctx: dict) -> Scorer:
 
-    model = spec.pop("model")
+    model, baseline = spec.pop("model"), spec.pop("baseline", None)
     tokenizer = spec.pop("tokenizer", None)
     if model == "policy":
         model, tokenizer = ctx["policy"], tokenizer or ctx["tokenizer"]
@@ -37,7 +38,7 @@ def _llm_judge(spec: dict, ctx: dict) -> Scorer:
 
         tokenizer = tokenizer or AutoTokenizer.from_pretrained(model)
         model = AutoModelForCausalLM.from_pretrained(model)
-    return PairwiseJudgeScorer(LLMJudge(model, tokenizer, **spec))
+    return PairwiseJudgeScorer(LLMJudge(model, tokenizer, **spec), baseline=baseline)
 
 
 def _pairwise_judge(spec: dict, ctx: dict) -> Scorer:
@@ -49,7 +50,8 @@ def _pairwise_judge(spec: dict, ctx: dict) -> Scorer:
 def _self_preference(spec: dict, ctx: dict) -> Scorer:
     """OSP's self-preferring: the policy is its own pairwise judge (Zhai et al., 2024, arXiv 2405.14103)."""
 
-    return PairwiseJudgeScorer(LLMJudge(ctx["policy"], ctx["tokenizer"], **spec))
+    baseline = spec.pop("baseline", None)
+    return PairwiseJudgeScorer(LLMJudge(ctx["policy"], ctx["tokenizer"], **spec), baseline=baseline)
 
 
 def _implicit_reward(spec: dict, ctx: dict) -> Scorer:
@@ -124,7 +126,11 @@ def smoke_scorer(spec) -> Any:
     if spec is None:
         return None
     spec = scorer_spec(spec)
-    return SCORERS[spec["type"]].smoke(spec)
+    smoke = SCORERS[spec["type"]].smoke(spec)
+    kept = {k: spec[k] for k in ("transform", "baseline") if k in spec}  # how scores are made, not what makes them
+    if not kept:
+        return smoke
+    return {**(scorer_spec(smoke)), **kept}
 
 
 def make_scorer(spec, *, policy=None, ref=None, tokenizer=None) -> Scorer:
@@ -134,15 +140,19 @@ def make_scorer(spec, *, policy=None, ref=None, tokenizer=None) -> Scorer:
         spec: ``"pkg.module:function"`` (a reward function); a type name alone (``"implicit_reward"``,
             ``"self_preference"``); a mapping ``{"type": NAME, ...options}`` with NAME one of ``SCORERS``
             (``reward_fn``: ``fn``; ``reward_model``: ``path``, ``batch_size``, ``max_length``; ``llm_judge``:
-            ``model`` (a path, or ``"policy"``), ``template``, ``labels``, ``batch_size``); or a scorer
-            object, returned as is.
+            ``model`` (a path, or ``"policy"``), ``template``, ``labels``, ``batch_size``; the pairwise judges
+            also ``baseline``: compare each response with that one only, OSP's n calls per list); or a scorer
+            object, returned as is. Any type also takes ``transform``: a key of
+            ``prefopt.rounds.labels.TRANSFORMS`` applied to its output (``mean_win_probability``: LiPO's labels).
         policy, ref, tokenizer: the live models the self-judging scorers use (``ref=None``: round 0, no
             reference yet, CREAM's length-normalised likelihood).
     """
     if callable(spec) and not isinstance(spec, (str, Mapping)):
         return spec
     spec = scorer_spec(spec)
-    kind = spec.pop("type")
+    kind, transform = spec.pop("type"), spec.pop("transform", "none")
+    if transform not in TRANSFORMS:  # checked before a judge or reward model is loaded
+        raise ValueError(f"unknown scorer transform {transform!r}; valid: {', '.join(sorted(TRANSFORMS))}")
     builder, keys, needs, _ = SCORERS[kind]
     missing = [k for k in keys if k not in spec]
     if missing:
@@ -152,7 +162,7 @@ def make_scorer(spec, *, policy=None, ref=None, tokenizer=None) -> Scorer:
     if absent:
         raise ValueError(f"scorer type {kind!r} needs the live {' and '.join(absent)} (pass them to make_scorer)")
     try:
-        return builder(spec, ctx)
+        return with_transform(builder(spec, ctx), transform)
     except TypeError as err:
         if "unexpected keyword" not in str(err):
             raise

@@ -85,13 +85,13 @@ def family_of(model: str) -> tuple[str, str | None]:
     return "llama", f"no known architecture family for {model!r}; using a Llama stand-in"
 
 
-def build_standin(family: str, root: Path) -> Path:
-    """A randomly initialised ``family`` model (seeded) with the world's tokenizer, saved once under ``root``.
+def build_standin(family: str, root: Path, seed: int = 0) -> Path:
+    """A randomly initialised ``family`` model (``seed``) with the world's tokenizer, saved once under ``root``.
 
     The folder name is deterministic and it appears atomically (a rename), so processes of one ``accelerate
     launch`` that build it together agree on it.
     """
-    final = Path(root) / f"standin-{family}-v{STANDIN_VERSION}"
+    final = Path(root) / f"standin-{family}-v{STANDIN_VERSION}{f'-seed{seed}' if seed else ''}"
     if (final / "DONE").exists():
         return final
     import torch
@@ -103,7 +103,7 @@ def build_standin(family: str, root: Path) -> Path:
     tok.model_max_length = POSITIONS  # the world's 64 is too short for reward-augmented prompts
     config = AutoConfig.for_model(family, **STANDIN_CONFIGS[family](tok))
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
+        torch.manual_seed(seed)
         model = AutoModelForCausalLM.from_config(config)
     model.generation_config.pad_token_id = tok.pad_token_id
     final.parent.mkdir(parents=True, exist_ok=True)

@@ -55,6 +55,33 @@ def test_alignment_ignores_autojunk_on_long_sequences():
     assert seg_a == seg_b and [i for i, s in enumerate(seg_a) if s] == [151]
 
 
+def test_the_authors_autojunk_marks_shared_stretches_of_a_popular_token():
+    """autojunk=True (difflib's default, the authors' setting): in 200+ tokens a token filling >1% of b is junk, so
+    300 shared 7s next to one inserted 8 find no anchor and become one big two-sided segment; autojunk=False
+    matches them and leaves only the one-sided insertion (dropped with one_sided=False)."""
+    a, b = [7] * 300, [7] * 150 + [8] + [7] * 150
+    assert diff_segments(a, b, one_sided=False) == ([0] * 300, [0] * 301)
+    seg_a, seg_b = diff_segments(a, b, one_sided=False, autojunk=True)
+    assert set(seg_a) == set(seg_b) == {0, 1} and sum(seg_a) >= 100 and sum(seg_b) >= 100
+
+
+@pytest.mark.parametrize("bad", [0, 2.5, True])
+def test_min_match_size_must_be_a_positive_integer(bad):
+    with pytest.raises(ValueError, match="min_match_size"):
+        diff_segments([1, 2], [1, 3], min_match_size=bad)
+
+
+def test_recipe_segment_options_are_checked():
+    from prefopt.rounds.build import _segment_fn
+
+    assert _segment_fn({"min_match_size": 3, "autojunk": True, "one_sided": False}).keywords == {
+        "min_match_size": 3, "autojunk": True, "one_sided": False}
+    with pytest.raises(ValueError, match=r"unknown option\(s\) \['min_match'\]"):
+        _segment_fn({"min_match": 3})
+    with pytest.raises(ValueError, match="autojunk must be true or false"):
+        _segment_fn({"autojunk": "yes"})
+
+
 def test_segment_ids_align_with_tokenize_list(tokenizer, chat_tokenizer):
     for tok, prompt in [(tokenizer, "q: "), (chat_tokenizer, [{"role": "user", "content": "q"}])]:
         record = {"prompt": prompt, "responses": ["the cat sat", "the dog sat"], "scores": [1.0, 0.0]}

@@ -106,6 +106,22 @@ def test_ties_and_contradicting_raw_scores_are_dropped_and_counted():
     assert (report.rows, report.kept, report.dropped_ties, report.dropped) == (3, 2, 1, {"raw_scores_disagree": 1})
 
 
+def test_tied_pairs_are_kept_as_the_authors_do():
+    """keep_ties: a pair with equal overall scores (UltraFeedback, 7 vs 7) gives both goal-conditioned rows under the
+    same goal, y_w ≻ y_l and y_l ≻ y_w (scripts/reward_augmentation.py: add_pos_goal and add_neg_goal filter
+    nothing on the overall scores); both survive the round's validation."""
+    tied = pair("t", scores=(1.0, 0.0), score_chosen=7.0, score_rejected=7.0)
+    rows, report = reward_augment([tied, pair("c")], keep_ties=True)
+    assert [(r["prompt"], r["responses"], r["meta"]["goal_score"]) for r in rows[:2]] == [
+        (f"{goal_text(7.0)}\n\nt", ["good", "bad"], 7.0), (f"{goal_text(7.0)}\n\nt", ["bad", "good"], 7.0)]
+    assert (report.rows, report.kept, report.dropped_ties) == (2, 4, 0)
+    assert len(normalize_rows(rows, source="augmented")[0]) == 4
+    _, report = reward_augment([tied, pair("c")])
+    assert (report.kept, report.dropped_ties) == (2, 1)
+    with pytest.raises(ValueError, match="keep_ties"):
+        reward_augment([tied], keep_ties="yes")
+
+
 def test_test_split_is_not_augmented():
     records = [pair("q")]
     rows, report = reward_augment(records, split="test")

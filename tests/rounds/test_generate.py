@@ -99,3 +99,14 @@ def test_vllm_backend_missing_gives_an_install_hint(world):
     with pytest.raises(ImportError, match=r"pip install prefopt\[vllm\]"):
         sample(*world, PROMPTS, max_new_tokens=4, backend="vllm")
     assert "prefopt[vllm]" in VLLM_MISSING
+
+
+def test_top_k_one_is_greedy_and_a_negative_top_k_is_refused(world):
+    """Sampling among the single most likely token (top_k=1) is greedy decoding whatever the temperature."""
+    model, tok = world
+    greedy = sample(model, tok, PROMPTS, max_new_tokens=6, temperature=0, progress=False)
+    top1 = sample(model, tok, PROMPTS, max_new_tokens=6, temperature=1.5, top_k=1, seed=7, progress=False)
+    assert top1 == greedy
+    assert sample(model, tok, PROMPTS, max_new_tokens=6, temperature=1.5, seed=7, progress=False) != greedy
+    with pytest.raises(ValueError, match="top_k"):
+        sample(model, tok, PROMPTS, max_new_tokens=2, top_k=-1)
