@@ -44,7 +44,8 @@ class GenerationConfig:
     top_p: float = 1.0
     top_k: int = 0  # sample among the k most likely tokens only; 0 = no top-k cut (LiPO samples with top-k 40)
     batch_size: int = 512  # prompts per generate call
-    backend: str = "hf"
+    backend: str = "hf"  # hf | vllm (one engine per process, the policy's weights loaded each round)
+    vllm: dict[str, Any] = field(default_factory=dict)  # vllm.LLM options, e.g. {gpu_memory_utilization: 0.3}
 
 
 @dataclass
@@ -151,7 +152,7 @@ def valid_keys(node: Any = None, prefix: str = "") -> list[str]:
     for key in node:
         value = node[key] if not OmegaConf.is_missing(node, key) else None
         if isinstance(value, DictConfig) and key not in ("loss", "weighting", "ches", "augment", "expected",
-                                                          "options", "scorer", "segments"):
+                                                          "options", "scorer", "segments", "vllm"):
             keys += valid_keys(value, f"{prefix}{key}.")
         else:
             keys.append(f"{prefix}{key}")

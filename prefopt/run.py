@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 from accelerate import PartialState
+from accelerate.utils import parse_flag_from_env
 from omegaconf import DictConfig, OmegaConf
 from transformers import AutoModelForCausalLM, TrainerCallback, TrainingArguments, set_seed
 
@@ -23,6 +24,7 @@ from losses import get_loss
 from prefopt.config import learning_rates, loss_kwargs
 from prefopt.data.features import tokenize_records
 from prefopt.data.records import load_records
+from prefopt.distributed import main_value
 from prefopt.modeling import load_frozen, load_policy, wrap_peft
 from prefopt.outputs import MetricsJsonl, format_reward, peak_memory_mb, plot_curves, write_summary
 from prefopt.rounds.build import RoundData, build_round_data
@@ -163,13 +165,14 @@ def _rounds(cfg: DictConfig, state: PartialState, policy, tokenizer, folder: Run
             continue
         if state.is_main_process:
             paths.dir.mkdir(parents=True, exist_ok=True)
-        with state.main_process_first():  # the others read the round's data.jsonl the main process wrote
-            data = build_round_data(cfg, context, index=index, round_dir=paths.dir)
+        # every process builds the data together: each generates and scores a share; the main process writes it
+        data = build_round_data(cfg, context, index=index, round_dir=paths.dir)
         trainer, record = train_round(cfg, policy, tokenizer, data, paths, index, folder, eval_features, initial)
         policy = trainer.model
         if evaluator:
-            record["reward"] = evaluator(policy)
-            print(f"[prefopt] round {index}: reward {format_reward(record['reward'])}")
+            record["reward"] = evaluator(policy)  # every process evaluates a share of the prompts
+            if state.is_main_process:
+                print(f"[prefopt] round {index}: reward {format_reward(record['reward'])}")
         records.append(record)
         if state.is_main_process:
             _save_model(policy, paths.model)
@@ -219,6 +222,18 @@ def _summary(cfg: DictConfig, records: list[dict], before: dict | None) -> dict[
     return summary
 
 
+def on_process_device(policy, state: PartialState, cfg: DictConfig):
+    """The policy on this process's device, so each process generates and scores its share there.
+
+    Left where it is under FSDP and DeepSpeed (a whole copy per device may not fit: the Trainer shards it) and for a
+    4-bit model (placed when loaded).
+    """
+    sharded = parse_flag_from_env("ACCELERATE_USE_FSDP") or parse_flag_from_env("ACCELERATE_USE_DEEPSPEED")
+    if cfg.peft.load_in_4bit or sharded:  # set by `accelerate launch` from the config file
+        return policy
+    return policy.to(state.device)
+
+
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Run a resolved config end to end; returns the summary (also written to ``output_dir/summary.json``).
 
@@ -242,8 +257,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     policy, tokenizer = load_policy(cfg)
     if cfg.peft.enabled:
         policy = wrap_peft(policy, cfg)
-    evaluator = RewardEval.from_config(cfg, tokenizer) if state.is_main_process else None
-    before = _before(folder, evaluator, policy, cfg)
+    policy = on_process_device(policy, state, cfg)
+    evaluator = RewardEval.from_config(cfg, tokenizer)  # on every process: each evaluates a share
+    before = _before(folder, evaluator, policy, cfg, state)
     policy, records = _rounds(cfg, state, policy, tokenizer, folder, evaluator)
     summary = _summary(cfg, records, before)
     if not state.is_main_process:
@@ -259,13 +275,13 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     return summary
 
 
-def _before(folder: RunFolder, evaluator, policy, cfg: DictConfig) -> dict | None:
-    """The reward before training, measured once per run (a resumed run reads it back)."""
+def _before(folder: RunFolder, evaluator, policy, cfg: DictConfig, state: PartialState) -> dict | None:
+    """The reward before training, measured once per run (a resumed run reads it back); every process calls this."""
     path = folder.root / "reward_before.json"
-    if cfg.resume and path.exists():
-        return json.loads(path.read_text())
+    if cfg.resume and main_value(path.exists()):
+        return main_value(json.loads(path.read_text()) if state.is_main_process else None)
     before = evaluator(policy) if evaluator else None
-    if before:
+    if before and state.is_main_process:
         folder.write_json(path, before)
         print(f"[prefopt] reward before training: {format_reward(before)}")
     return before

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import string
 
 import pytest
@@ -56,3 +57,10 @@ def model_dir(tmp_path):
     make_model().save_pretrained(path)
     make_tokenizer().save_pretrained(path)
     return path
+
+
+def free_port() -> int:
+    """A free TCP port for a 2-process ``accelerate launch`` (the default 29500 may be taken by another run)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -1,4 +1,5 @@
-"""Two processes (accelerate, gloo on CPU) with half the batch each reach the loss curve of one process."""
+"""Two processes (accelerate, gloo on CPU) against one: the same loss curve with the same global batch, and the same
+round data (rows, scores, CHES, reference log-probs, held-out reward) when every stage is sharded."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import sys
 
 import pytest
 
+from tests.conftest import free_port
 from tests.test_cli import local_run  # noqa: F401  (fixture)
 
 
@@ -21,7 +23,8 @@ def _losses(path):
 def test_two_processes_match_one_with_the_same_global_batch(local_run, tmp_path):  # noqa: F811
     common = [a for a in local_run if not a.startswith(("output_dir=", "train.per_device_batch_size="))]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    launch = [shutil.which("accelerate"), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+    launch = [shutil.which("accelerate"), "launch", "--multi_gpu", "--main_process_port", str(free_port()),
+              "--num_processes", "2", "--num_machines", "1",
               "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "prefopt.train"]
     two = subprocess.run([*launch, *common, "train.per_device_batch_size=2", f"output_dir={tmp_path / 'two'}"],
                          env=env, capture_output=True, text=True, timeout=300)
@@ -32,3 +35,35 @@ def test_two_processes_match_one_with_the_same_global_batch(local_run, tmp_path)
     a, b = _losses(tmp_path / "two" / "metrics.jsonl"), _losses(tmp_path / "one" / "metrics.jsonl")
     assert len(a) == len(b) == 3 and a[1] != a[0]
     assert max(abs(x - y) for x, y in zip(a, b, strict=True)) < 1e-4
+
+
+def _rows(path):
+    return sorted(path.read_text().splitlines())
+
+
+@pytest.mark.skipif(shutil.which("accelerate") is None, reason="accelerate CLI not on PATH")
+def test_a_round_on_two_processes_has_the_data_of_one(tmp_path, monkeypatch):
+    """Self-generated round on the tiny world: the same rows and scores, CHES values, reference log-probs and
+    held-out reward whether 1 or 2 processes generate, score, filter, precompute and evaluate."""
+    common = ["recipe=dpo", "data.n_prompts=20", "generation.k=4", "generation.batch_size=8", "train.max_steps=1",
+              "eval.n_prompts=8", "eval.samples_per_prompt=2", "reference.mode=precomputed", "ches.drop_fraction=0.25"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PREFOPT_CACHE": str(tmp_path / "cache-two")}
+    launch = [shutil.which("accelerate"), "launch", "--multi_gpu", "--main_process_port", str(free_port()),
+              "--num_processes", "2", "--num_machines", "1",
+              "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "prefopt.train"]
+    two = subprocess.run([*launch, *common, "train.per_device_batch_size=2", f"output_dir={tmp_path / 'two'}"],
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert two.returncode == 0, two.stderr[-3000:]
+    monkeypatch.setenv("PREFOPT_CACHE", str(tmp_path / "cache-one"))
+    from prefopt.train import main
+
+    assert main([*common, "train.per_device_batch_size=4", f"output_dir={tmp_path / 'one'}"]) == 0
+    one_round, two_round = tmp_path / "one" / "round_0", tmp_path / "two" / "round_0"
+    assert len(_rows(one_round / "data.jsonl")) > 5
+    assert _rows(two_round / "data.jsonl") == _rows(one_round / "data.jsonl")  # every row, scores included
+    assert _rows(two_round / "ches_scores.jsonl") == _rows(one_round / "ches_scores.jsonl")
+    ref_one, = (tmp_path / "cache-one" / "ref_logps").glob("*.json")
+    ref_two, = (tmp_path / "cache-two" / "ref_logps").glob("*.json")
+    assert ref_one.name == ref_two.name and json.loads(ref_one.read_text()) == json.loads(ref_two.read_text())
+    summary = lambda d: json.loads((tmp_path / d / "summary.json").read_text())
+    assert summary("two")["reward_before"] == summary("one")["reward_before"]

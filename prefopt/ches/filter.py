@@ -10,6 +10,9 @@ Razin et al. (2024, arXiv 2410.08847, Section 6) train on the pairs with the low
 The trainer calls ``apply_ches_filter`` for a recipe's ``ches:`` block::
 
     kept, report = apply_ches_filter(records, model, tokenizer, **recipe.ches, out_dir=run_dir / "ches")
+
+Under ``accelerate launch`` every process calls it: each scores whole batches of the pairs (``ches_scores``), all
+get every score and make the same cut, and the main process alone writes ``out_dir``.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import torch
 from torch import Tensor
 
 from prefopt.ches.score import score_records
+from prefopt.distributed import is_main_process
 
 QUANTILES = {"min": 0.0, "p5": 0.05, "p25": 0.25, "p50": 0.5, "p75": 0.75, "p95": 0.95, "max": 1.0}
 
@@ -188,7 +192,7 @@ def apply_ches_filter(records: list[dict[str, Any]], model, tokenizer, *, keep_f
     scored, keep, scores, report = score_and_select(
         records, model, tokenizer, keep_fraction=keep_fraction, drop_fraction=drop_fraction, threshold=threshold,
         length_normalize=length_normalize, batch_size=batch_size)
-    if out_dir is not None:
+    if out_dir is not None and is_main_process():
         report["files"] = write_outputs(out_dir, scored, keep, scores, report)
     if records and not keep.any():
         where = f"; scores are in {out_dir}" if out_dir is not None else ""

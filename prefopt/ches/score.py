@@ -33,9 +33,9 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from prefopt.data.tokenize import tokenize_list
+from prefopt.distributed import shard_batches, sorted_batches
 from prefopt.tensors import eval_mode, pad_rows
 
 
@@ -135,7 +135,7 @@ def response_embedding_sums(model, pairs: Sequence[PairTokens], *, pad_id: int,
     order = sorted(range(len(pairs)), key=lambda i: -pairs[i].length)
     sums: list[Tensor] = [torch.empty(0)] * len(pairs)
     with eval_mode(model), torch.no_grad():
-        for start in tqdm(range(0, len(order), batch_size), desc="CHES", unit="batch", disable=None):
+        for start in range(0, len(order), batch_size):  # the progress bar is ches_scores', over its batches
             chunk = order[start : start + batch_size]
             ids, mask, weights = _collate([pairs[i] for i in chunk], pad_id)
             out = backbone(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False)
@@ -180,13 +180,24 @@ def ches_scores(model, tokenizer, prompts: Sequence, chosen: Sequence, rejected:
         batch_size: pairs per forward (each pair contributes two sequences).
 
     Returns:
-        (N,) float32 on the CPU.
+        (N,) float32 on the CPU. Under ``accelerate launch`` every process must call this: each scores a share.
     """
     pairs = tokenize_pairs(tokenizer, prompts, chosen, rejected)
-    if not pairs:
-        return torch.zeros(0, dtype=torch.float32)
-    sums = response_embedding_sums(model, pairs, pad_id=_pad_id(tokenizer), batch_size=batch_size)
-    return ches_from_sums(*sums, length_normalize=length_normalize)
+    if batch_size < 1:
+        raise ValueError(f"ches_scores: batch_size must be >= 1, got {batch_size}")
+
+    def run(batch: list[int]) -> list[float]:  # one forward, as response_embedding_sums would batch these pairs
+        sums = response_embedding_sums(model, [pairs[i] for i in batch], pad_id=_pad_id(tokenizer),
+                                       batch_size=batch_size)
+        return ches_from_sums(*sums, length_normalize=length_normalize).tolist()
+
+    # Under accelerate launch each process scores whole batches of the one-process plan (longest first), so every
+    # score is bit-for-bit the one a single process computes; float32 survives the trip through Python floats.
+    batches = sorted_batches([p.length for p in pairs], batch_size)
+    scores = torch.zeros(len(pairs), dtype=torch.float32)                         # (N,)
+    for batch, values in zip(batches, shard_batches(run, batches, desc="CHES"), strict=True):
+        scores[batch] = torch.tensor(values, dtype=torch.float32)
+    return scores
 
 
 def record_pair(record: dict[str, Any]) -> tuple[Any, Any, Any]:

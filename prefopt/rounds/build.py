@@ -2,6 +2,11 @@
 
 A round's records are written to ``round_k/data.jsonl`` (write then rename) before training starts; a resumed run
 reads them back and never regenerates a finished round's data.
+
+Under ``accelerate launch`` every process runs this together: the model stages inside (sampling, scoring, judging,
+CHES) each take a share of the prompts (``prefopt.distributed``) and gather the results, the main process alone
+writes the file, and every process then holds the main process's records. Each prompt samples from its own seed,
+``prefopt.seeds.prompt_seed(train.seed, round, prompt index)``, so the data is the same on any number of processes.
 """
 
 from __future__ import annotations
@@ -18,13 +23,14 @@ from omegaconf import DictConfig, OmegaConf
 from losses import get_loss
 from prefopt.data.features import tokenize_records
 from prefopt.data.records import PreferenceDataError, load_prompts, load_records, normalize_rows
+from prefopt.distributed import is_main_process, main_value, shard_call
 from prefopt.rounds import pairing
 from prefopt.rounds.evaluate import as_chat, held_out_keys, prompt_key, reward_spec
 from prefopt.rounds.scorers import make_scorer
-from prefopt.rounds.scoring import score_records
+from prefopt.rounds.scoring import score_records, shard_unit
 from prefopt.rounds.weighting import RoundContext, apply_weighting
 from prefopt.run_folder import RoundPaths, RunFolder, write_text_atomic
-from prefopt.seeds import replay_seed, round_seed
+from prefopt.seeds import prompt_seed, replay_seed, round_seed
 
 
 @dataclass
@@ -44,12 +50,15 @@ def _container(node) -> Any:
 
 
 def _sample(cfg: DictConfig, policy, tokenizer, prompts: list, index: int) -> list[list[str]]:
-    from prefopt.rounds.generate import sample
+    """K samples per prompt, prompt i of round ``index`` seeded by ``prompt_seed``; sharded across processes."""
+    from prefopt.rounds import generate
 
     g = cfg.generation
-    return sample(policy, tokenizer, prompts, k=g.k, max_new_tokens=g.max_new_tokens, temperature=g.temperature,
-                  top_p=g.top_p, top_k=g.top_k, batch_size=g.batch_size, seed=round_seed(cfg.train.seed, index),
-                  backend=g.backend)
+    seeds = [prompt_seed(cfg.train.seed, index, i) for i in range(len(prompts))]
+    return generate.sample_sharded(policy, tokenizer, prompts, seeds=seeds, k=g.k, max_new_tokens=g.max_new_tokens,
+                                   temperature=g.temperature, top_p=g.top_p, top_k=g.top_k,
+                                   batch_size=g.batch_size,
+                                   backend=g.backend, vllm_options=_container(g.vllm))
 
 
 def _round_prompts(cfg: DictConfig, index: int) -> tuple[list, list | None]:
@@ -91,7 +100,8 @@ def _pair(cfg: DictConfig, records: list[dict], ctx: RoundContext, index: int, r
         if not hasattr(scorer, "matrices"):
             raise ValueError(f"pairing rule {cfg.pairing.rule!r} needs a pairwise judge scorer "
                              "(scorer: {type: pairwise_judge | llm_judge | self_preference, ...})")
-        options["matrices"] = scorer.matrices([r["prompt"] for r in records], [r["responses"] for r in records])
+        options["matrices"] = shard_call(scorer.matrices, [r["prompt"] for r in records],
+                                         [r["responses"] for r in records], unit=shard_unit(scorer))
     if rule is not None and "baseline" in inspect.signature(rule).parameters and "baseline" not in options:
         # OSP's one-baseline pairs: the judge that scored the lists knows which response was the baseline
         if getattr(scorer, "baseline", None) is None:
@@ -177,10 +187,13 @@ def _segment_fn(options: dict[str, Any]):
 
 
 def build_round_data(cfg: DictConfig, ctx: RoundContext, *, index: int, round_dir: Path) -> RoundData:
-    """The round's records (read back if this round already saved them) and their tokenized features."""
+    """The round's records (read back if this round already saved them) and their tokenized features.
+
+    Called by every process; the main process decides whether the saved file is reused and alone writes it.
+    """
     path, report = RoundPaths(round_dir).data, {}
-    if path.exists():
-        records = RoundData.load(round_dir).records
+    if main_value(path.exists()):
+        records = main_value(RoundData.load(round_dir).records if is_main_process() else None)
         report["reused"] = True
     else:
         records = _transforms(cfg, build_records(cfg, ctx, index, report), ctx, round_dir, report)
@@ -193,7 +206,9 @@ def build_round_data(cfg: DictConfig, ctx: RoundContext, *, index: int, round_di
                 "generation.k or generation.temperature, or loosen pairing.options")
         # validates (a user's file was checked on load) and drops lists left without a preference
         records, _ = normalize_rows(records, source=f"round {index} data", allow_empty=True)
-        write_text_atomic(path, "".join(json.dumps(r) + "\n" for r in records))
+        if is_main_process():
+            write_text_atomic(path, "".join(json.dumps(r) + "\n" for r in records))
+        records = main_value(records)  # every process trains on exactly the lists the main process saved
     spec = get_loss(cfg.loss.name)
     segment_fn = None
     if spec.needs_segments:
@@ -202,6 +217,7 @@ def build_round_data(cfg: DictConfig, ctx: RoundContext, *, index: int, round_di
                                             max_prompt_length=cfg.data.max_prompt_length,
                                             truncation_mode=cfg.data.truncation_mode, segment_fn=segment_fn)
     report["tokenize"] = {k: v for k, v in asdict(tok_report).items() if k != "dropped_rows"}
-    print(f"[prefopt] round {index}: {len(features)} lists ready "
-          f"({json.dumps({k: v for k, v in report.items() if k != 'reused'}, default=str)[:400]})")
+    if is_main_process():
+        print(f"[prefopt] round {index}: {len(features)} lists ready "
+              f"({json.dumps({k: v for k, v in report.items() if k != 'reused'}, default=str)[:400]})")
     return RoundData(records, features, report)

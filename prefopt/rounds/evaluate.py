@@ -8,6 +8,9 @@ rewards, with s the sample standard deviation (n − 1 in the denominator). Two 
 recipes: samples of one prompt are correlated, so with ``samples_per_prompt > 1`` the interval is somewhat too
 narrow (its width is honest over prompts only at one sample per prompt); and rewards are bounded, so with a few
 dozen samples near 0 or 1 the normal approximation is rough.
+
+Under ``accelerate launch`` every process calls the evaluation: each samples and rewards a share of the prompts
+(prompt i seeded ``derive_seed(seed, i)`` wherever it runs) and all get the same summary.
 """
 
 from __future__ import annotations
@@ -21,9 +24,10 @@ from typing import Any
 from omegaconf import DictConfig
 
 from prefopt.data.records import load_prompts, load_records
-from prefopt.rounds.generate import Prompt, sample
+from prefopt.distributed import shard_call
+from prefopt.rounds.generate import Prompt, sample_sharded
 from prefopt.rounds.scoring import check_score, prompt_text, resolve_import_path, response_text
-from prefopt.seeds import WORLD_EVAL_SEED, eval_seed
+from prefopt.seeds import WORLD_EVAL_SEED, derive_seed, eval_seed
 
 Z95 = 1.959963984540054  # two-sided 95% quantile of the standard normal
 EVAL_PROMPTS = 256  # default size of the held-out set (make_prompts(EVAL_PROMPTS, seed=0, split="eval"))
@@ -48,15 +52,23 @@ def evaluate_reward(model, tokenizer, prompts: Sequence[Prompt], reward_fn: Call
                     batch_size: int = 256, progress: bool = False) -> dict[str, float]:
     """Sample ``samples_per_prompt`` responses per prompt and summarise ``reward_fn(prompt, response)``.
 
+    Every process must call this; each evaluates a share of the prompts (prompt i seeded ``derive_seed(seed, i)``).
+
     Returns:
         ``mean``, ``ci95_low``, ``ci95_high``, ``std`` and ``n`` (the number of rewards), as ``mean_ci95``.
     """
-    responses = sample(model, tokenizer, prompts, k=samples_per_prompt, max_new_tokens=max_new_tokens,
-                       temperature=temperature, batch_size=batch_size, seed=seed, progress=progress)
-    # the reward contract, as in scoring: plain strings (the last user turn of a chat prompt), a finite number
-    rewards = [check_score(reward_fn(prompt_text(p), response_text(r)), i, k, "reward")
-               for i, (p, rs) in enumerate(zip(prompts, responses, strict=True)) for k, r in enumerate(rs)]
-    return mean_ci95(rewards)
+    seeds = [derive_seed(seed, i) for i in range(len(prompts))]
+    responses = sample_sharded(model, tokenizer, prompts, seeds=seeds, k=samples_per_prompt,
+                               max_new_tokens=max_new_tokens, temperature=temperature, batch_size=batch_size,
+                               progress=progress)
+
+    def rewards(indices: list[int], share: list, lists: list[list[str]]) -> list[list[float]]:
+        # the reward contract, as in scoring: plain strings (the last user turn of a chat prompt), a finite number
+        return [[check_score(reward_fn(prompt_text(p), response_text(r)), i, k, "reward") for k, r in enumerate(rs)]
+                for i, p, rs in zip(indices, share, lists, strict=True)]
+
+    rows = shard_call(rewards, list(range(len(prompts))), list(prompts), responses)  # a reward may be costly
+    return mean_ci95([r for row in rows for r in row])
 
 
 WORLD_REWARD = "prefopt.world.tasks:reward"

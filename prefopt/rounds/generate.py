@@ -7,25 +7,31 @@ Backends behind one interface:
   * ``"hf"`` (default): transformers ``generate``, batched with left padding and the KV cache. A string prompt is
     sent as one user message through the tokenizer's chat template when it has one (a list of messages always
     is), with the generation prompt; without a template the string is tokenized as it is.
-  * ``"vllm"``: vLLM's offline ``LLM.generate`` on the same rendered token ids (``pip install prefopt[vllm]``).
+  * ``"vllm"``: vLLM's offline ``LLM.generate`` on the same rendered token ids (``pip install prefopt[vllm]``), one
+    engine per process kept for the run, the policy's weights loaded into it on each call
+    (``prefopt.rounds.vllm_engine``).
 
-Sampling is pure (temperature and top-p only: top-k is switched off and no repetition penalty applies), since
-self-generated preference data should be drawn from the policy itself. A call is seeded and does not disturb the
-caller's global RNG: the same call on the same model returns the same responses.
+Sampling is pure (temperature, top-p and an optional top-k, off by default; no repetition penalty), since
+self-generated preference data should be drawn from the policy itself. Every prompt has its own seed (``seeds``, or
+``prefopt.seeds.derive_seed(seed, i)`` for prompt i) and each of its K samples its own random stream
+(``prefopt.rounds.row_sampling``), so a prompt's responses do not depend on the batch size, on the other prompts
+of the call, or on how the prompts are split across processes. The caller's global RNG is left as it was.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
 
+from prefopt.distributed import shard_batches, shard_call, sorted_batches
+from prefopt.rounds.row_sampling import SeededRowSampler
+from prefopt.rounds.vllm_engine import VLLM_MISSING, vllm_sample  # noqa: F401  (VLLM_MISSING: the install hint)
+from prefopt.seeds import derive_seed
 from prefopt.tensors import eval_mode, pad_rows
 
 Prompt = str | list[dict[str, Any]]
-VLLM_MISSING = "the vLLM backend needs vllm, which is not installed: pip install prefopt[vllm]"
 
 
 def render_prompt(tokenizer, prompt: Prompt) -> tuple[str, bool]:
@@ -50,36 +56,37 @@ def _prompt_ids(tokenizer, prompts: Sequence[Prompt]) -> list[list[int]]:
     return ids
 
 
-def _generation_kwargs(tokenizer, max_new_tokens: int, temperature: float, top_p: float,
-                       top_k: int = 0) -> dict[str, Any]:
+def _generation_kwargs(tokenizer, max_new_tokens: int) -> dict[str, Any]:
+    """Greedy ``generate`` settings: sampling, when asked for, is done by ``SeededRowSampler`` as a logits processor.
+
+    The model's own generation config may ask for sampling, top-k or a repetition penalty (many chat models ship
+    one); all are switched off here so the samples come from the policy's distribution, tempered and top-p'd only.
+    """
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    kwargs: dict[str, Any] = {"max_new_tokens": max_new_tokens, "pad_token_id": pad_id, "use_cache": True,
-                              "eos_token_id": tokenizer.eos_token_id}
-    if temperature > 0:
-        # top_k=0 switches off transformers' default top-k of 50, which would truncate a real model's sampling.
-        kwargs.update(do_sample=True, temperature=temperature, top_p=top_p, top_k=top_k, repetition_penalty=1.0)
-    else:
-        kwargs.update(do_sample=False)
-    return kwargs
+    return {"max_new_tokens": max_new_tokens, "pad_token_id": pad_id, "use_cache": True,
+            "eos_token_id": tokenizer.eos_token_id, "do_sample": False, "temperature": None, "top_p": None,
+            "top_k": None, "repetition_penalty": 1.0}
 
 
 def _sample_hf(model, tokenizer, rows: list[list[int]], *, max_new_tokens: int, temperature: float, top_p: float,
-               top_k: int, batch_size: int, seed: int, progress: bool) -> list[str]:
-    """One response per row of prompt ids, in row order."""
+               top_k: int,
+               batch_size: int, seeds: list[int], progress: bool) -> list[str]:
+    """One response per row of prompt ids, in row order; row i samples from its own stream ``seeds[i]``."""
     from tqdm.auto import tqdm
 
-    kwargs = _generation_kwargs(tokenizer, max_new_tokens, temperature, top_p, top_k)
+    kwargs = _generation_kwargs(tokenizer, max_new_tokens)
     device = next(model.parameters()).device
     # Longest prompts first, so a batch holds prompts of similar length (less padding); outputs are put back.
     order = sorted(range(len(rows)), key=lambda i: -len(rows[i]))
     outputs: list[str] = [""] * len(rows)
     starts = range(0, len(rows), batch_size)
-    for b, start in enumerate(tqdm(starts, desc="generate", unit="batch", disable=not progress)):
+    for start in (tqdm(starts, desc="generate", unit="batch", disable=not progress)):
         idx = order[start:start + batch_size]
         input_ids, attention_mask = pad_rows([rows[i] for i in idx], kwargs["pad_token_id"], side="left")
-        # Seeding per batch makes a batch's samples independent of how many batches ran before it.
-        torch.manual_seed(seed + b)
-        out = model.generate(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device), **kwargs)
+        sampler = [SeededRowSampler([seeds[i] for i in idx], temperature=temperature, top_p=top_p,
+                                    top_k=top_k, device=device)] if temperature > 0 else []
+        out = model.generate(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device),
+                             logits_processor=sampler, **kwargs)
         texts = tokenizer.batch_decode(out[:, input_ids.shape[1]:], skip_special_tokens=True)  # response only
         for i, text in zip(idx, texts, strict=True):
             outputs[i] = text
@@ -88,20 +95,24 @@ def _sample_hf(model, tokenizer, rows: list[list[int]], *, max_new_tokens: int, 
 
 def sample(model, tokenizer, prompts: Sequence[Prompt], *, k: int = 1, max_new_tokens: int,
            temperature: float = 1.0, top_p: float = 1.0, top_k: int = 0, batch_size: int = 64, seed: int = 0,
-           progress: bool = True, backend: str = "hf") -> list[list[str]]:
+           seeds: Sequence[int] | None = None, progress: bool = True, backend: str = "hf",
+           vllm_options: dict[str, Any] | None = None) -> list[list[str]]:
     """K sampled responses for each prompt, in prompt order: ``out[i][j]`` is prompt i's j-th response.
 
     Args:
-        model: a causal LM (``backend="hf"``); for vLLM also a ``vllm.LLM`` or a local model path.
+        model: a causal LM; for vLLM also a ``vllm.LLM`` or a local model path.
         tokenizer: its tokenizer; its padding side and the model's train/eval mode are restored afterwards.
         prompts: plain strings (sent as a user message when the tokenizer has a chat template) or chat messages.
         k: responses per prompt. max_new_tokens: generation length limit (an EOS ends a response earlier).
         temperature: 0 means greedy decoding (then the k responses are identical); top_p: nucleus sampling;
             top_k: sample among the top_k most likely tokens only (0: no top-k cut).
         batch_size: sequences per ``generate`` call (prompts × k are batched together).
-        seed: the same seed, inputs and model give the same responses; the global RNG is left as it was.
+        seed: prompt i is seeded ``derive_seed(seed, i)`` unless ``seeds`` is given; the global RNG is untouched.
+        seeds: one seed per prompt (a round passes ``prefopt.seeds.prompt_seed(run seed, round, index)``); the same
+            seed, prompt and model give the same K responses whatever else is in the call.
         progress: show a tqdm bar over batches.
         backend: ``"hf"`` or ``"vllm"``.
+        vllm_options: ``vllm.LLM`` arguments for the engine (``prefopt.rounds.vllm_engine.ENGINE_DEFAULTS``).
 
     Returns:
         ``len(prompts)`` lists of ``k`` strings, with the prompt and special tokens stripped.
@@ -110,59 +121,58 @@ def sample(model, tokenizer, prompts: Sequence[Prompt], *, k: int = 1, max_new_t
         raise ValueError(f"k, max_new_tokens and batch_size must be >= 1, got {k}, {max_new_tokens}, {batch_size}")
     if temperature < 0 or not 0 < top_p <= 1 or top_k < 0:
         raise ValueError(f"need temperature >= 0, 0 < top_p <= 1 and top_k >= 0, got {temperature}, {top_p}, {top_k}")
+    seeds = [derive_seed(seed, i) for i in range(len(prompts))] if seeds is None else [int(s) for s in seeds]
+    if len(seeds) != len(prompts):
+        raise ValueError(f"sample: {len(seeds)} seeds for {len(prompts)} prompts")
     if backend == "vllm":
-        return _sample_vllm(model, tokenizer, prompts, k=k, max_new_tokens=max_new_tokens, temperature=temperature,
-                            top_p=top_p, top_k=top_k, seed=seed, progress=progress)
+        return vllm_sample(model, tokenizer, _prompt_ids(tokenizer, prompts), seeds=seeds, k=k,
+                           max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, top_k=top_k,
+                           options=vllm_options, progress=progress)
     if backend != "hf":
         raise ValueError(f"unknown generation backend {backend!r}; valid: 'hf', 'vllm'")
     if not prompts:
         return []
     rows = [ids for ids in _prompt_ids(tokenizer, prompts) for _ in range(k)]  # prompt i's copies are adjacent
+    row_seeds = [derive_seed(s, j) for s in seeds for j in range(k)]  # sample j of prompt i: its own stream
     padding_side = tokenizer.padding_side
     tokenizer.padding_side = "left"
     try:
         with eval_mode(model), torch.random.fork_rng(devices=_cuda_devices(model)):
             flat = _sample_hf(model, tokenizer, rows, max_new_tokens=max_new_tokens, temperature=temperature,
-                              top_p=top_p, top_k=top_k, batch_size=batch_size, seed=seed, progress=progress)
+                              top_p=top_p, top_k=top_k, batch_size=batch_size, seeds=row_seeds, progress=progress)
     finally:
         tokenizer.padding_side = padding_side
     return [flat[i * k:(i + 1) * k] for i in range(len(prompts))]
 
 
+def sample_sharded(model, tokenizer, prompts: Sequence[Prompt], *, seeds: Sequence[int], k: int,
+                   batch_size: int = 64, backend: str = "hf", progress: bool = True, **kwargs) -> list[list[str]]:
+    """``sample`` split across the processes of ``accelerate launch``, the same on any number of them.
+
+    Every process must call it with the same arguments; each gets every prompt's responses. The prompts are cut
+    into batches as one process would cut them (longest first, ``batch_size // k`` prompts per ``generate`` call,
+    ``prefopt.distributed.sorted_batches``) and each process generates whole batches. So not only the seeds but
+    every batch, its padding and its floating-point results are the same on 1 or N processes: where a different
+    padding width would change logits in their last bits and flip a near-tied token, the samples stay identical
+    too. (vLLM batches internally: each process sends its whole share in one call.)
+
+    Args:
+        seeds: one per prompt (``prefopt.seeds.prompt_seed``); the rest as ``sample``.
+    """
+    if backend != "hf":
+        return shard_call(lambda ps, ss: sample(model, tokenizer, ps, seeds=ss, k=k, batch_size=batch_size,
+                                                backend=backend, progress=progress, **kwargs), prompts, seeds)
+    batches = sorted_batches([len(ids) for ids in _prompt_ids(tokenizer, prompts)], max(1, batch_size // k))
+    run = lambda batch: sample(model, tokenizer, [prompts[i] for i in batch], seeds=[seeds[i] for i in batch], k=k,
+                               batch_size=len(batch) * k, progress=False, **kwargs)  # one generate call
+    out: list[list[str]] = [[] for _ in prompts]
+    for batch, responses in zip(batches, shard_batches(run, batches, desc="generate" if progress else None),
+                                 strict=True):
+        for i, response in zip(batch, responses, strict=True):
+            out[i] = response
+    return out
+
+
 def _cuda_devices(model) -> list[int]:
     """The CUDA devices whose RNG ``fork_rng`` must save (none on CPU: it warns when asked to fork every GPU)."""
     return sorted({p.device.index or 0 for p in model.parameters() if p.device.type == "cuda"})
-
-
-def _import_vllm():
-    try:
-        import vllm
-    except ImportError as err:
-        raise ImportError(VLLM_MISSING) from err
-    return vllm
-
-
-def _sample_vllm(model, tokenizer, prompts: Sequence[Prompt], *, k: int, max_new_tokens: int, temperature: float,
-                 top_p: float, top_k: int, seed: int, progress: bool) -> list[list[str]]:
-    """vLLM backend: the prompts are rendered and tokenized exactly as for ``"hf"``, then sent as token ids.
-
-    An in-memory transformers model is first saved to a temporary folder, since vLLM loads weights from disk;
-    pass a ``vllm.LLM`` to reuse one engine across calls (its weights are then the caller's to keep current).
-    """
-    vllm = _import_vllm()
-    import tempfile
-
-    # vLLM spells "no top-k cut" -1 in every version (newer ones also accept 0)
-    params = vllm.SamplingParams(n=k, temperature=temperature, top_p=top_p, top_k=top_k or -1,
-                                 max_tokens=max_new_tokens, seed=seed, skip_special_tokens=True)
-    requests = [{"prompt_token_ids": ids} for ids in _prompt_ids(tokenizer, prompts)]
-    if isinstance(model, vllm.LLM):
-        outputs = model.generate(requests, params, use_tqdm=progress)
-    elif isinstance(model, (str, Path)):
-        outputs = vllm.LLM(model=str(model), seed=seed).generate(requests, params, use_tqdm=progress)
-    else:
-        with tempfile.TemporaryDirectory(prefix="prefopt-vllm-") as folder:
-            model.save_pretrained(folder)
-            tokenizer.save_pretrained(folder)
-            outputs = vllm.LLM(model=folder, seed=seed).generate(requests, params, use_tqdm=progress)
-    return [[completion.text for completion in out.outputs] for out in outputs]

@@ -23,8 +23,17 @@ def _reward_fn(spec: dict, ctx: dict) -> Scorer:
     return RewardFnScorer(spec.pop("fn"), **spec)
 
 
+def _process_device():
+    """This process's device: under ``accelerate launch`` each process scores its share with its own copy there."""
+    from accelerate import PartialState
+
+    return PartialState().device
+
+
 def _reward_model(spec: dict, ctx: dict) -> Scorer:
-    return RewardModelScorer(spec.pop("path"), spec.pop("tokenizer", None), **spec)
+    scorer = RewardModelScorer(spec.pop("path"), spec.pop("tokenizer", None), **spec)
+    scorer.model.to(_process_device())
+    return scorer
 
 
 def _llm_judge(spec: dict, ctx: dict) -> Scorer:
@@ -37,7 +46,7 @@ def _llm_judge(spec: dict, ctx: dict) -> Scorer:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         tokenizer = tokenizer or AutoTokenizer.from_pretrained(model)
-        model = AutoModelForCausalLM.from_pretrained(model)
+        model = AutoModelForCausalLM.from_pretrained(model).to(_process_device())
     return PairwiseJudgeScorer(LLMJudge(model, tokenizer, **spec), baseline=baseline)
 
 

@@ -9,7 +9,8 @@ text helpers every scorer shares, the two external scorers and the factory that 
     make_scorer({"type": "reward_model", "path": ...})  the same, from a recipe
 
 The judges (DNO's pairwise preference oracle, the policy as its own judge) live in ``prefopt.rounds.judges``.
-``score_records`` writes a scorer's output into records' ``scores``.
+``score_records`` writes a scorer's output into records' ``scores``; under ``accelerate launch`` each process
+scores its share of the records (``prefopt.distributed.shard_call``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 
 from prefopt.data.tokenize import as_assistant, is_messages
+from prefopt.distributed import shard_call
 from prefopt.tensors import eval_mode, pad_rows
 
 
@@ -80,9 +82,27 @@ def check_lists(prompts: list, lists: list[list], source: str) -> None:
         raise ScoringError(f"{source}: {len(prompts)} prompts but {len(lists)} response lists")
 
 
+SHARD_UNIT = 16  # lists per scorer call when lists are split across processes (at least; see shard_unit)
+
+
+def shard_unit(scorer) -> int:
+    """Lists per scorer call under ``accelerate launch``: the scorer's batch size, and at least ``SHARD_UNIT``.
+
+    The lists are cut into consecutive chunks of this many, whatever the number of processes, and each chunk is
+    scored in one call (``prefopt.distributed.shard_call(..., unit=...)``): a model scorer's numbers then do not
+    depend on how the lists were split, to the last bit, and each call still fills its batches.
+    """
+    size = getattr(scorer, "batch_size", None) or getattr(getattr(scorer, "judge", None), "batch_size", None)
+    return max(SHARD_UNIT, int(size or 0))
+
+
 def score_records(scorer: Scorer, records: list[dict]) -> list[dict]:
-    """New records whose ``scores`` are ``scorer``'s, with the scorer's class name in ``meta['scorer']``."""
-    scores = scorer([r["prompt"] for r in records], [r["responses"] for r in records])
+    """New records whose ``scores`` are ``scorer``'s, with the scorer's class name in ``meta['scorer']``.
+
+    Every process must call this (each scores a share); a scorer must score each list on its own (all do).
+    """
+    scores = shard_call(scorer, [r["prompt"] for r in records], [r["responses"] for r in records],
+                        unit=shard_unit(scorer))
     out = []
     for i, (record, row) in enumerate(zip(records, scores, strict=True)):
         if len(row) != len(record["responses"]):

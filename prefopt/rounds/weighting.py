@@ -13,8 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from prefopt.distributed import shard_call
 from prefopt.rounds.consistency import with_consistency
 from prefopt.rounds.scorers import make_scorer
+from prefopt.rounds.scoring import shard_unit
 
 
 @dataclass
@@ -57,7 +59,8 @@ def cream_consistency(records: list[dict], ctx: RoundContext, *, mode: str = "sa
     if ctx.previous is None:
         return [{**r, "weight": 1.0} for r in records]
     judge = make_scorer("implicit_reward", policy=ctx.previous, ref=ctx.before_previous, tokenizer=ctx.tokenizer)
-    previous = judge([r["prompt"] for r in records], [r["responses"] for r in records])
+    previous = shard_call(judge, [r["prompt"] for r in records], [r["responses"] for r in records],
+                          unit=shard_unit(judge))
     return with_consistency(records, previous, mode=mode, variant=variant)
 
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from prefopt.rounds.generate import VLLM_MISSING, sample
+from prefopt.rounds.row_sampling import SeededRowSampler
 from prefopt.world.model import WorldConfig, build_model
 from prefopt.world.tokenizer import build_tokenizer
 
@@ -40,6 +41,42 @@ def test_same_seed_same_samples(world):
     c = sample(model, tok, PROMPTS, k=4, max_new_tokens=8, seed=4, batch_size=5, progress=False)
     assert a == b
     assert a != c
+
+
+def test_a_prompts_samples_depend_on_its_seed_alone(world):
+    """Per-prompt seeds and per-row streams: the same responses alone, in any batch, with any batch size."""
+    model, tok = world
+    seeds = [11, 12, 13, 14]
+    together = sample(model, tok, PROMPTS, k=3, max_new_tokens=8, seeds=seeds, batch_size=12, progress=False)
+    alone = [sample(model, tok, [p], k=3, max_new_tokens=8, seeds=[s], batch_size=2, progress=False)[0]
+             for p, s in zip(PROMPTS, seeds, strict=True)]
+    reordered = sample(model, tok, PROMPTS[::-1], k=3, max_new_tokens=8, seeds=seeds[::-1], progress=False)[::-1]
+    assert together == alone == reordered
+    assert len({r for rs in together for r in rs}) > len(PROMPTS)  # the K rows of a prompt have their own streams
+    with pytest.raises(ValueError, match="3 seeds for 4 prompts"):
+        sample(model, tok, PROMPTS, max_new_tokens=4, seeds=seeds[:3])
+
+
+def test_seeded_row_sampler_draws_from_the_tempered_nucleus():
+    """Gumbel-max over temperature-scaled, top-p-filtered logits: argmax frequencies match softmax(s / T) there.
+
+    Logits (0, 1, 2, −9) at T = 2 give p ∝ (e^0, e^0.5, e^1, e^−4.5) = (0.186, 0.307, 0.506, 0.002). Top-p = 0.7
+    keeps the smallest most-likely set whose mass reaches 0.7: tokens 2 and 1 (0.506 + 0.307 = 0.813),
+    renormalised to (0.378, 0.622). 20,000 rows, one draw each: binomial s.d. ≤ 0.0035.
+    """
+    logits = torch.tensor([[0.0, 1.0, 2.0, -9.0]]).repeat(20_000, 1)
+    seeds = range(20_000)
+    picks = SeededRowSampler(seeds, temperature=2.0)(None, logits).argmax(-1)
+    freq = torch.bincount(picks, minlength=4).double() / 20_000
+    torch.testing.assert_close(freq, (logits[0] / 2).softmax(-1).double(), atol=0.015, rtol=0)
+    nucleus = torch.bincount(SeededRowSampler(seeds, temperature=2.0, top_p=0.7)(None, logits).argmax(-1),
+                             minlength=4).double() / 20_000
+    assert nucleus[0] == nucleus[3] == 0
+    torch.testing.assert_close(nucleus[1:3], torch.tensor([0.378, 0.622], dtype=torch.float64), atol=0.015, rtol=0)
+    again = SeededRowSampler(seeds, temperature=2.0)(None, logits).argmax(-1)
+    assert torch.equal(picks, again)  # a row's draw is its seed's
+    with pytest.raises(ValueError, match="built for 20000 rows"):
+        SeededRowSampler(seeds, temperature=2.0)(None, logits[:3])
 
 
 def test_left_padding_matches_a_lone_prompt(world):

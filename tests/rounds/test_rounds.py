@@ -45,8 +45,8 @@ def test_rounds_save_data_and_models_and_replay_the_previous_round(rounds_run, t
 
 def test_a_run_killed_mid_round_resumes_without_regenerating(rounds_run, tmp_path, monkeypatch):
     calls = []
-    real_sample, real_train = generate.sample, run_module.train_round
-    monkeypatch.setattr(generate, "sample", lambda *a, **k: calls.append(1) or real_sample(*a, **k))
+    real_sample, real_train = generate.sample_sharded, run_module.train_round  # the rounds' sampling (not the eval's)
+    monkeypatch.setattr(generate, "sample_sharded", lambda *a, **k: calls.append(1) or real_sample(*a, **k))
 
     def dies_in_round_1(cfg, policy, tokenizer, data, paths, index, folder, *rest):
         if index == 1:
