@@ -29,6 +29,7 @@ from prefopt.rounds.build import RoundData, build_round_data
 from prefopt.rounds.evaluate import RewardEval
 from prefopt.rounds.weighting import RoundContext
 from prefopt.run_folder import RoundPaths, RunFolder, save_folder_atomic
+from prefopt.trackers import Tracker, open_tracker
 from prefopt.trainer.collate import ListCollator
 from prefopt.trainer.core import PreferenceTrainer
 from prefopt.trainer.logps import frozen_copy
@@ -37,8 +38,10 @@ from prefopt.trainer.safety import NonFiniteError, last_usable_checkpoint, model
 from prefopt.validate import RunConfigError, check_run, output_dir
 
 
-def training_arguments(cfg: DictConfig, out: Path, index: int = 0) -> TrainingArguments:
-    """The Trainer's arguments for round ``index`` (its learning rate, ``learning_rates``)."""
+def training_arguments(cfg: DictConfig, out: Path, index: int = 0, report_to: list[str] | None = None,
+                       run_name: str | None = None) -> TrainingArguments:
+    """The Trainer's arguments for round ``index`` (its learning rate, ``learning_rates``); ``report_to`` names
+    the Trainer's own tracker integrations (``Tracker.report_to``)."""
     t = cfg.train
     return TrainingArguments(
         output_dir=str(out), max_steps=t.max_steps if t.max_steps > 0 else -1, num_train_epochs=t.num_epochs,
@@ -47,7 +50,7 @@ def training_arguments(cfg: DictConfig, out: Path, index: int = 0) -> TrainingAr
         seed=t.seed, data_seed=t.seed, warmup_steps=t.warmup_steps, lr_scheduler_type=t.lr_scheduler_type,
         weight_decay=t.weight_decay, max_grad_norm=t.max_grad_norm, logging_steps=t.logging_steps, bf16=t.bf16,
         gradient_checkpointing=t.gradient_checkpointing,
-        report_to=[] if cfg.report_to == "none" else [cfg.report_to],
+        report_to=report_to or [], run_name=run_name,
         save_strategy="steps" if t.save_steps else "no", save_steps=t.save_steps or 500,
         use_cpu=not torch.cuda.is_available(), remove_unused_columns=False)
 
@@ -102,7 +105,8 @@ class _Progress(TrainerCallback):
 
 
 def train_round(cfg: DictConfig, policy, tokenizer, data: RoundData, paths: RoundPaths, index: int,
-                folder: RunFolder, eval_features: list[dict] | None = None, initial=None):
+                folder: RunFolder, eval_features: list[dict] | None = None, initial=None,
+                tracker: Tracker | None = None):
     """Train round ``index`` on ``data``; ``initial`` (the run's first policy) is the reference when given."""
     collator = ListCollator(pad_token_id=tokenizer.pad_token_id, max_length=cfg.data.max_length,
                             truncation_mode=cfg.data.truncation_mode)
@@ -113,11 +117,12 @@ def train_round(cfg: DictConfig, policy, tokenizer, data: RoundData, paths: Roun
     progress = _Progress(ref, done.get("seconds", 0.0))
     if cfg.resume and PartialState().is_main_process:  # rows logged after the checkpoint will be logged again
         folder.trim_metrics(index, int(last.name.split("-")[1]) if last else 0)
-    trainer = PreferenceTrainer(policy, training_arguments(cfg, paths.checkpoints, index),
-                                loss=cfg.loss.name,
+    tracker = tracker or Tracker("none", folder.root)
+    args = training_arguments(cfg, paths.checkpoints, index, tracker.report_to, folder.root.name)
+    trainer = PreferenceTrainer(policy, args, loss=cfg.loss.name,
                                 loss_kwargs=loss_kwargs(cfg), ref_model=ref_model, collator=collator,
                                 train_dataset=features, eval_dataset=eval_features, processing_class=tokenizer,
-                                callbacks=[MetricsJsonl(folder.metrics, index), progress])
+                                callbacks=[MetricsJsonl(folder.metrics, index), progress, *tracker.callbacks(index)])
     ref.append(trainer)
     trainer.total_tokens = done.get("tokens", 0)
     result = trainer.train(resume_from_checkpoint=str(last) if last else None)
@@ -139,8 +144,8 @@ def _reload(policy, round_dir: Path, cfg: DictConfig):
     return AutoModelForCausalLM.from_pretrained(round_dir / "model")
 
 
-def _rounds(cfg: DictConfig, state: PartialState, policy, tokenizer, folder: RunFolder, evaluator
-            ) -> tuple[Any, list[dict]]:
+def _rounds(cfg: DictConfig, state: PartialState, policy, tokenizer, folder: RunFolder, evaluator,
+            tracker: Tracker) -> tuple[Any, list[dict]]:
     """Run (or, on resume, skip) every round; returns the final policy and each round's record."""
     records: list[dict] = []
     # the models before this round's starting policy, most recent last (π_{t−2}, π_{t−1}), for CREAM's judges;
@@ -165,7 +170,8 @@ def _rounds(cfg: DictConfig, state: PartialState, policy, tokenizer, folder: Run
             paths.dir.mkdir(parents=True, exist_ok=True)
         with state.main_process_first():  # the others read the round's data.jsonl the main process wrote
             data = build_round_data(cfg, context, index=index, round_dir=paths.dir)
-        trainer, record = train_round(cfg, policy, tokenizer, data, paths, index, folder, eval_features, initial)
+        trainer, record = train_round(cfg, policy, tokenizer, data, paths, index, folder, eval_features, initial,
+                                      tracker)
         policy = trainer.model
         if evaluator:
             record["reward"] = evaluator(policy)
@@ -242,9 +248,10 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     policy, tokenizer = load_policy(cfg)
     if cfg.peft.enabled:
         policy = wrap_peft(policy, cfg)
+    tracker = open_tracker(cfg, folder.root, main_process=state.is_main_process)
     evaluator = RewardEval.from_config(cfg, tokenizer) if state.is_main_process else None
     before = _before(folder, evaluator, policy, cfg)
-    policy, records = _rounds(cfg, state, policy, tokenizer, folder, evaluator)
+    policy, records = _rounds(cfg, state, policy, tokenizer, folder, evaluator, tracker)
     summary = _summary(cfg, records, before)
     if not state.is_main_process:
         return summary
@@ -252,6 +259,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     _save_model(final, folder.model, tokenizer)
     summary["plots"] = plot_curves(folder.root, summary.get("reward_per_round"))
     write_summary(folder.root, summary)
+    tracker.log_results(summary, cfg)
     for warning in summary.get("warnings", []):
         print(f"[prefopt] WARNING: {warning}")
     print(f"[prefopt] reward before {format_reward(before)} → after {format_reward(summary.get('reward_after'))}; "
