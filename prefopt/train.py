@@ -8,8 +8,21 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 
 HELP_FLAGS = ("-h", "--help", "help")
+# Libraries whose deprecation notices are about their own internals (a Trainer calling a renamed property), which a
+# user of prefopt can do nothing about. Warnings raised from prefopt's or the user's code, and every other category
+# (UserWarning, RuntimeWarning ...), still show.
+THIRD_PARTY = r"(transformers|trl|peft|accelerate|datasets|huggingface_hub|torch|wandb|tensorboard|matplotlib)(\.|$)"
+
+
+def quiet_third_party_deprecations() -> None:
+    """Hide deprecation warnings attributed to a third-party module, unless the user set ``-W``/``PYTHONWARNINGS``."""
+    if sys.warnoptions:
+        return
+    for category in (DeprecationWarning, PendingDeprecationWarning, FutureWarning):
+        warnings.filterwarnings("ignore", category=category, module=THIRD_PARTY)
 
 
 def _help(argv: list[str]) -> int:
@@ -64,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     # `reward=mymodule:fn` imports from the working directory either way.
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
+    quiet_third_party_deprecations()
     try:
         status = _main(argv)
         sys.stdout.flush()

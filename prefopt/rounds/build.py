@@ -25,6 +25,7 @@ from prefopt.rounds.scoring import score_records
 from prefopt.rounds.weighting import RoundContext, apply_weighting
 from prefopt.run_folder import RoundPaths, RunFolder, write_text_atomic
 from prefopt.seeds import replay_seed, round_seed
+from prefopt.stages import stage
 
 
 @dataclass
@@ -47,9 +48,12 @@ def _sample(cfg: DictConfig, policy, tokenizer, prompts: list, index: int) -> li
     from prefopt.rounds.generate import sample
 
     g = cfg.generation
-    return sample(policy, tokenizer, prompts, k=g.k, max_new_tokens=g.max_new_tokens, temperature=g.temperature,
-                  top_p=g.top_p, top_k=g.top_k, batch_size=g.batch_size, seed=round_seed(cfg.train.seed, index),
-                  backend=g.backend)
+    with stage("generate", f"round {index} generate") as s:
+        out = sample(policy, tokenizer, prompts, k=g.k, max_new_tokens=g.max_new_tokens, temperature=g.temperature,
+                     top_p=g.top_p, top_k=g.top_k, batch_size=g.batch_size, seed=round_seed(cfg.train.seed, index),
+                     backend=g.backend)
+        s.note = f"{len(prompts) * g.k} responses to {len(prompts)} prompts"
+    return out
 
 
 def _round_prompts(cfg: DictConfig, index: int) -> tuple[list, list | None]:
@@ -91,7 +95,9 @@ def _pair(cfg: DictConfig, records: list[dict], ctx: RoundContext, index: int, r
         if not hasattr(scorer, "matrices"):
             raise ValueError(f"pairing rule {cfg.pairing.rule!r} needs a pairwise judge scorer "
                              "(scorer: {type: pairwise_judge | llm_judge | self_preference, ...})")
-        options["matrices"] = scorer.matrices([r["prompt"] for r in records], [r["responses"] for r in records])
+        with stage("score", f"round {index} judge") as s:
+            options["matrices"] = scorer.matrices([r["prompt"] for r in records], [r["responses"] for r in records])
+            s.note = f"{len(records)} lists"  # every pair of a list, both orders
     if rule is not None and "baseline" in inspect.signature(rule).parameters and "baseline" not in options:
         # OSP's one-baseline pairs: the judge that scored the lists knows which response was the baseline
         if getattr(scorer, "baseline", None) is None:
@@ -125,8 +131,10 @@ def build_records(cfg: DictConfig, ctx: RoundContext, index: int, report: dict) 
             raise ValueError("self-generated data needs a scorer: set reward=module:function or scorer=...")
     scorer = None
     if spec is not None:
-        scorer = make_scorer(spec, policy=ctx.policy, ref=ctx.previous, tokenizer=ctx.tokenizer)
-        records = score_records(scorer, records)
+        with stage("score", f"round {index} score") as s:
+            scorer = make_scorer(spec, policy=ctx.policy, ref=ctx.previous, tokenizer=ctx.tokenizer)
+            records = score_records(scorer, records)
+            s.note = f"{sum(len(r['responses']) for r in records)} responses ({type(scorer).__name__})"
     weighting = _container(cfg.weighting)
     records = apply_weighting(records, ctx, weighting, stage="lists")
     records = _pair(cfg, records, ctx, index, report, scorer)
@@ -158,8 +166,11 @@ def _transforms(cfg: DictConfig, records: list[dict], ctx: RoundContext, round_d
     if cfg.ches:
         from prefopt.ches import apply_ches_filter
 
-        records, report["ches"] = apply_ches_filter(records, ctx.policy, ctx.tokenizer, out_dir=round_dir,
-                                                    **_container(cfg.ches))
+        with stage("ches", f"{round_dir.name.replace('_', ' ')} CHES filter") as s:
+            total = len(records)
+            records, report["ches"] = apply_ches_filter(records, ctx.policy, ctx.tokenizer, out_dir=round_dir,
+                                                        **_container(cfg.ches))
+            s.note = f"{len(records)} of {total} lists kept"
     return records
 
 
@@ -174,6 +185,20 @@ def _segment_fn(options: dict[str, Any]):
         if key in options and not isinstance(options[key], bool):
             raise ValueError(f"data.segments.{key} must be true or false, got {options[key]!r}")
     return functools.partial(segment_ids, **options)
+
+
+def report_line(report: dict[str, Any]) -> str:
+    """The data report in one line: each step's rows in → kept, and its non-zero drops (``pairing 512→498,
+    dropped_ties 14; tokenize 498→498``)."""
+    parts = []
+    for step, counts in report.items():
+        if not isinstance(counts, dict) or "kept" not in counts:
+            continue
+        flat = {**{k: v for k, v in counts.items() if not isinstance(v, dict)}, **counts.get("dropped", {})}
+        extra = [f"{k} {v}" for k, v in flat.items() if k not in ("rows", "kept") and isinstance(v, (int, float))
+                 and not isinstance(v, bool) and v]
+        parts.append(f"{step} {counts.get('rows', '?')}→{counts['kept']}" + "".join(f", {e}" for e in extra))
+    return "; ".join(parts) or "no report"
 
 
 def build_round_data(cfg: DictConfig, ctx: RoundContext, *, index: int, round_dir: Path) -> RoundData:
@@ -202,6 +227,6 @@ def build_round_data(cfg: DictConfig, ctx: RoundContext, *, index: int, round_di
                                             max_prompt_length=cfg.data.max_prompt_length,
                                             truncation_mode=cfg.data.truncation_mode, segment_fn=segment_fn)
     report["tokenize"] = {k: v for k, v in asdict(tok_report).items() if k != "dropped_rows"}
-    print(f"[prefopt] round {index}: {len(features)} lists ready "
-          f"({json.dumps({k: v for k, v in report.items() if k != 'reused'}, default=str)[:400]})")
+    print(f"[prefopt] round {index} data: {len(features)} lists ready"
+          f"{' (saved earlier, reused)' if report.get('reused') else ''}; {report_line(report)}")
     return RoundData(records, features, report)

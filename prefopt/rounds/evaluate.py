@@ -45,14 +45,14 @@ def mean_ci95(values: Sequence[float]) -> dict[str, float]:
 
 def evaluate_reward(model, tokenizer, prompts: Sequence[Prompt], reward_fn: Callable[[Prompt, str], float], *,
                     samples_per_prompt: int = 1, max_new_tokens: int, temperature: float = 1.0, seed: int = 0,
-                    batch_size: int = 256, progress: bool = False) -> dict[str, float]:
+                    batch_size: int = 256, progress: bool = False, desc: str = "evaluate") -> dict[str, float]:
     """Sample ``samples_per_prompt`` responses per prompt and summarise ``reward_fn(prompt, response)``.
 
     Returns:
         ``mean``, ``ci95_low``, ``ci95_high``, ``std`` and ``n`` (the number of rewards), as ``mean_ci95``.
     """
     responses = sample(model, tokenizer, prompts, k=samples_per_prompt, max_new_tokens=max_new_tokens,
-                       temperature=temperature, batch_size=batch_size, seed=seed, progress=progress)
+                       temperature=temperature, batch_size=batch_size, seed=seed, progress=progress, desc=desc)
     # the reward contract, as in scoring: plain strings (the last user turn of a chat prompt), a finite number
     rewards = [check_score(reward_fn(prompt_text(p), response_text(r)), i, k, "reward")
                for i, (p, rs) in enumerate(zip(prompts, responses, strict=True)) for k, r in enumerate(rs)]
@@ -151,4 +151,4 @@ class RewardEval:
     def __call__(self, model) -> dict[str, float]:
         return evaluate_reward(model, self.tokenizer, self.prompts, self.reward_fn,
                                samples_per_prompt=self.samples_per_prompt, max_new_tokens=self.max_new_tokens,
-                               temperature=self.temperature, seed=self.seed)
+                               temperature=self.temperature, seed=self.seed, progress=True)

@@ -64,7 +64,7 @@ def _generation_kwargs(tokenizer, max_new_tokens: int, temperature: float, top_p
 
 
 def _sample_hf(model, tokenizer, rows: list[list[int]], *, max_new_tokens: int, temperature: float, top_p: float,
-               top_k: int, batch_size: int, seed: int, progress: bool) -> list[str]:
+               top_k: int, batch_size: int, seed: int, progress: bool, desc: str = "generate") -> list[str]:
     """One response per row of prompt ids, in row order."""
     from tqdm.auto import tqdm
 
@@ -74,7 +74,7 @@ def _sample_hf(model, tokenizer, rows: list[list[int]], *, max_new_tokens: int, 
     order = sorted(range(len(rows)), key=lambda i: -len(rows[i]))
     outputs: list[str] = [""] * len(rows)
     starts = range(0, len(rows), batch_size)
-    for b, start in enumerate(tqdm(starts, desc="generate", unit="batch", disable=not progress)):
+    for b, start in enumerate(tqdm(starts, desc=desc, unit="batch", disable=not progress)):
         idx = order[start:start + batch_size]
         input_ids, attention_mask = pad_rows([rows[i] for i in idx], kwargs["pad_token_id"], side="left")
         # Seeding per batch makes a batch's samples independent of how many batches ran before it.
@@ -88,7 +88,7 @@ def _sample_hf(model, tokenizer, rows: list[list[int]], *, max_new_tokens: int, 
 
 def sample(model, tokenizer, prompts: Sequence[Prompt], *, k: int = 1, max_new_tokens: int,
            temperature: float = 1.0, top_p: float = 1.0, top_k: int = 0, batch_size: int = 64, seed: int = 0,
-           progress: bool = True, backend: str = "hf") -> list[list[str]]:
+           progress: bool = True, backend: str = "hf", desc: str = "generate") -> list[list[str]]:
     """K sampled responses for each prompt, in prompt order: ``out[i][j]`` is prompt i's j-th response.
 
     Args:
@@ -100,7 +100,7 @@ def sample(model, tokenizer, prompts: Sequence[Prompt], *, k: int = 1, max_new_t
             top_k: sample among the top_k most likely tokens only (0: no top-k cut).
         batch_size: sequences per ``generate`` call (prompts × k are batched together).
         seed: the same seed, inputs and model give the same responses; the global RNG is left as it was.
-        progress: show a tqdm bar over batches.
+        progress: show a tqdm bar over batches, labelled ``desc``.
         backend: ``"hf"`` or ``"vllm"``.
 
     Returns:
@@ -123,7 +123,7 @@ def sample(model, tokenizer, prompts: Sequence[Prompt], *, k: int = 1, max_new_t
     try:
         with eval_mode(model), torch.random.fork_rng(devices=_cuda_devices(model)):
             flat = _sample_hf(model, tokenizer, rows, max_new_tokens=max_new_tokens, temperature=temperature,
-                              top_p=top_p, top_k=top_k, batch_size=batch_size, seed=seed, progress=progress)
+                              top_p=top_p, top_k=top_k, batch_size=batch_size, seed=seed, progress=progress, desc=desc)
     finally:
         tokenizer.padding_side = padding_side
     return [flat[i * k:(i + 1) * k] for i in range(len(prompts))]
