@@ -11,6 +11,7 @@ import sys
 
 import pytest
 
+from prefopt.rounds.build import report_line
 from prefopt.stages import STAGES
 
 REWARD = """import warnings
@@ -68,3 +69,11 @@ def test_deprecation_noise_is_hidden_and_real_warnings_kept(two_rounds):
     done, _ = two_rounds
     assert "FutureWarning" not in done.stderr and "DeprecationWarning" not in done.stderr
     assert done.stderr.count("UserWarning: my reward is approximate") == 1
+
+
+def test_the_data_line_reads_every_step_report():
+    report = {"reused": True, "pairing": {"rows": 8, "kept": 6, "dropped_ties": 1, "dropped": {"min_margin": 1}},
+              "ches": {"n": 6, "kept": 3, "dropped": 3, "cut": 0.25, "non_finite": 0, "quantiles": {"p50": 0.1}},
+              "tokenize": {"rows": 3, "kept": 3, "dropped_prompt_too_long": 0, "truncated_rows": 2}}
+    assert report_line(report) == ("pairing 8→6, dropped_ties 1, min_margin 1; ches 6→3, dropped 3; "
+                                   "tokenize 3→3, truncated_rows 2")

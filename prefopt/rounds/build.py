@@ -188,16 +188,18 @@ def _segment_fn(options: dict[str, Any]):
 
 
 def report_line(report: dict[str, Any]) -> str:
-    """The data report in one line: each step's rows in → kept, and its non-zero drops (``pairing 512→498,
+    """The data report in one line: each step's rows in → kept, and its non-zero counts (``pairing 512→498,
     dropped_ties 14; tokenize 498→498``)."""
     parts = []
     for step, counts in report.items():
         if not isinstance(counts, dict) or "kept" not in counts:
             continue
-        flat = {**{k: v for k, v in counts.items() if not isinstance(v, dict)}, **counts.get("dropped", {})}
-        extra = [f"{k} {v}" for k, v in flat.items() if k not in ("rows", "kept") and isinstance(v, (int, float))
-                 and not isinstance(v, bool) and v]
-        parts.append(f"{step} {counts.get('rows', '?')}→{counts['kept']}" + "".join(f", {e}" for e in extra))
+        nested = counts.get("dropped") if isinstance(counts.get("dropped"), dict) else {}  # pairing: per reason
+        flat = {**{k: v for k, v in counts.items() if not isinstance(v, dict)}, **nested}
+        extra = [f"{k} {v}" for k, v in flat.items()
+                 if k not in ("rows", "n", "kept") and type(v) is int and v]  # counts only: no bools, no floats
+        rows = counts.get("rows", counts.get("n", "?"))
+        parts.append(f"{step} {rows}→{counts['kept']}" + "".join(f", {e}" for e in extra))
     return "; ".join(parts) or "no report"
 
 
