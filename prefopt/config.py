@@ -49,6 +49,8 @@ class DataConfig:
     max_prompt_length: int | None = key(None, "keep only the last this-many prompt tokens (None: no limit)")
     truncation_mode: str = key("keep_start", "what survives truncation: keep_start | keep_end")
     segments: dict[str, Any] = key({}, "RRPO diff settings: min_match_size, one_sided, autojunk")
+    chat_template: str = key("auto", "plain text as chat turns: auto (given text as is, as TRL; the tiny world's "
+                                     "own prompts as user turns) | always | never")
 
 
 @dataclass

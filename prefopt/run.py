@@ -23,6 +23,7 @@ from losses import get_loss
 from prefopt.config import learning_rates, loss_kwargs
 from prefopt.data.features import tokenize_records
 from prefopt.data.records import load_records
+from prefopt.data.tokenize import chat_records
 from prefopt.modeling import load_frozen, load_policy, wrap_peft
 from prefopt.outputs import MetricsJsonl, format_reward, peak_memory_mb, plot_curves, write_summary
 from prefopt.rounds.build import RoundData, build_round_data
@@ -91,6 +92,7 @@ def _eval_features(cfg: DictConfig, tokenizer) -> list[dict] | None:
     if not cfg.data.eval:
         return None
     records, _ = load_records(cfg.data.eval, split=cfg.data.eval_split)
+    records = chat_records(records, tokenizer, cfg.data.chat_template)
     return tokenize_records(records, tokenizer, max_length=cfg.data.max_length,
                             max_prompt_length=cfg.data.max_prompt_length,
                             truncation_mode=cfg.data.truncation_mode)[0]

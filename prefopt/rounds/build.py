@@ -18,8 +18,9 @@ from omegaconf import DictConfig, OmegaConf
 from losses import get_loss
 from prefopt.data.features import tokenize_records
 from prefopt.data.records import PreferenceDataError, load_prompts, load_records, normalize_rows
+from prefopt.data.tokenize import as_chat, chat_records
 from prefopt.rounds import pairing
-from prefopt.rounds.evaluate import as_chat, held_out_keys, prompt_key, reward_spec
+from prefopt.rounds.evaluate import held_out_keys, prompt_key, reward_spec
 from prefopt.rounds.scorers import make_scorer
 from prefopt.rounds.scoring import score_records
 from prefopt.rounds.weighting import RoundContext, apply_weighting
@@ -51,7 +52,8 @@ def _sample(cfg: DictConfig, policy, tokenizer, prompts: list, index: int) -> li
     with stage("generate", f"round {index} generate") as s:
         out = sample(policy, tokenizer, prompts, k=g.k, max_new_tokens=g.max_new_tokens, temperature=g.temperature,
                      top_p=g.top_p, top_k=g.top_k, batch_size=g.batch_size, seed=round_seed(cfg.train.seed, index),
-                     backend=g.backend)
+                     backend=g.backend,
+                     chat_template=False)  # the prompts are already user turns where data.chat_template says so
         s.note = f"{len(prompts) * g.k} responses to {len(prompts)} prompts"
     return out
 
@@ -79,7 +81,7 @@ def _round_prompts(cfg: DictConfig, index: int) -> tuple[list, list | None]:
 def self_generate(cfg: DictConfig, policy, tokenizer, index: int) -> list[dict[str, Any]]:
     """K samples per prompt from the current policy, as unscored lists (plus the gold response, if any)."""
     prompts, golds = _round_prompts(cfg, index)
-    prompts = as_chat(prompts, tokenizer)
+    prompts = as_chat(prompts, tokenizer, cfg.data.chat_template, given=bool(cfg.data.prompts))
     samples = _sample(cfg, policy, tokenizer, prompts, index)
     records = [{"prompt": p, "responses": list(rs), "scores": [0.0] * len(rs), "weight": None, "segments": None,
                 "meta": {"round": index, "generator": "policy"}} for p, rs in zip(prompts, samples, strict=True)]
@@ -118,6 +120,7 @@ def build_records(cfg: DictConfig, ctx: RoundContext, index: int, report: dict) 
     """Given data is re-scored only when a scorer is configured; self-generated data is always scored."""
     if cfg.data.train:
         records, data_report = load_records(cfg.data.train, split=cfg.data.split)
+        records = chat_records(records, ctx.tokenizer, cfg.data.chat_template)
         report["data"] = asdict(data_report)
         held = held_out_keys(cfg)  # the evaluation's prompts are never trained on
         if held:

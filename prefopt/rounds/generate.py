@@ -28,13 +28,14 @@ Prompt = str | list[dict[str, Any]]
 VLLM_MISSING = "the vLLM backend needs vllm, which is not installed: pip install prefopt[vllm]"
 
 
-def render_prompt(tokenizer, prompt: Prompt) -> tuple[str, bool]:
+def render_prompt(tokenizer, prompt: Prompt, chat_template: bool = True) -> tuple[str, bool]:
     """The prompt as text ready to tokenize, and whether special tokens must still be added.
 
     A chat-template rendering already holds the BOS (or whatever the template puts first), so it is tokenized
-    without special tokens; a plain prompt gets the tokenizer's own (a BOS for Llama-style tokenizers).
+    without special tokens; a plain prompt gets the tokenizer's own (a BOS for Llama-style tokenizers). With
+    ``chat_template=False`` a plain prompt is rendered as it is even when the tokenizer has a template.
     """
-    if getattr(tokenizer, "chat_template", None):
+    if getattr(tokenizer, "chat_template", None) and (chat_template or not isinstance(prompt, str)):
         messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
         return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False), False
     if not isinstance(prompt, str):
@@ -42,10 +43,10 @@ def render_prompt(tokenizer, prompt: Prompt) -> tuple[str, bool]:
     return prompt, True
 
 
-def _prompt_ids(tokenizer, prompts: Sequence[Prompt]) -> list[list[int]]:
+def _prompt_ids(tokenizer, prompts: Sequence[Prompt], chat_template: bool = True) -> list[list[int]]:
     ids = []
     for prompt in prompts:
-        text, add_special = render_prompt(tokenizer, prompt)
+        text, add_special = render_prompt(tokenizer, prompt, chat_template)
         ids.append(tokenizer(text, add_special_tokens=add_special)["input_ids"])
     return ids
 
@@ -88,7 +89,8 @@ def _sample_hf(model, tokenizer, rows: list[list[int]], *, max_new_tokens: int, 
 
 def sample(model, tokenizer, prompts: Sequence[Prompt], *, k: int = 1, max_new_tokens: int,
            temperature: float = 1.0, top_p: float = 1.0, top_k: int = 0, batch_size: int = 64, seed: int = 0,
-           progress: bool = True, backend: str = "hf", desc: str = "generate") -> list[list[str]]:
+           progress: bool = True, backend: str = "hf", desc: str = "generate",
+           chat_template: bool = True) -> list[list[str]]:
     """K sampled responses for each prompt, in prompt order: ``out[i][j]`` is prompt i's j-th response.
 
     Args:
@@ -102,6 +104,8 @@ def sample(model, tokenizer, prompts: Sequence[Prompt], *, k: int = 1, max_new_t
         seed: the same seed, inputs and model give the same responses; the global RNG is left as it was.
         progress: show a tqdm bar over batches, labelled ``desc``.
         backend: ``"hf"`` or ``"vllm"``.
+        chat_template: send plain-string prompts as a user turn when the tokenizer has a chat template; False
+            tokenizes them as they are (the run decides per ``data.chat_template``, then passes False).
 
     Returns:
         ``len(prompts)`` lists of ``k`` strings, with the prompt and special tokens stripped.
@@ -112,12 +116,14 @@ def sample(model, tokenizer, prompts: Sequence[Prompt], *, k: int = 1, max_new_t
         raise ValueError(f"need temperature >= 0, 0 < top_p <= 1 and top_k >= 0, got {temperature}, {top_p}, {top_k}")
     if backend == "vllm":
         return _sample_vllm(model, tokenizer, prompts, k=k, max_new_tokens=max_new_tokens, temperature=temperature,
-                            top_p=top_p, top_k=top_k, seed=seed, progress=progress)
+                            top_p=top_p, top_k=top_k, seed=seed, progress=progress,
+                            chat_template=chat_template)
     if backend != "hf":
         raise ValueError(f"unknown generation backend {backend!r}; valid: 'hf', 'vllm'")
     if not prompts:
         return []
-    rows = [ids for ids in _prompt_ids(tokenizer, prompts) for _ in range(k)]  # prompt i's copies are adjacent
+    # prompt i's k copies are adjacent
+    rows = [ids for ids in _prompt_ids(tokenizer, prompts, chat_template) for _ in range(k)]
     padding_side = tokenizer.padding_side
     tokenizer.padding_side = "left"
     try:
@@ -143,7 +149,8 @@ def _import_vllm():
 
 
 def _sample_vllm(model, tokenizer, prompts: Sequence[Prompt], *, k: int, max_new_tokens: int, temperature: float,
-                 top_p: float, top_k: int, seed: int, progress: bool) -> list[list[str]]:
+                 top_p: float, top_k: int, seed: int, progress: bool,
+                 chat_template: bool = True) -> list[list[str]]:
     """vLLM backend: the prompts are rendered and tokenized exactly as for ``"hf"``, then sent as token ids.
 
     An in-memory transformers model is first saved to a temporary folder, since vLLM loads weights from disk;
@@ -155,7 +162,7 @@ def _sample_vllm(model, tokenizer, prompts: Sequence[Prompt], *, k: int, max_new
     # vLLM spells "no top-k cut" -1 in every version (newer ones also accept 0)
     params = vllm.SamplingParams(n=k, temperature=temperature, top_p=top_p, top_k=top_k or -1,
                                  max_tokens=max_new_tokens, seed=seed, skip_special_tokens=True)
-    requests = [{"prompt_token_ids": ids} for ids in _prompt_ids(tokenizer, prompts)]
+    requests = [{"prompt_token_ids": ids} for ids in _prompt_ids(tokenizer, prompts, chat_template)]
     if isinstance(model, vllm.LLM):
         outputs = model.generate(requests, params, use_tqdm=progress)
     elif isinstance(model, (str, Path)):
