@@ -57,7 +57,8 @@ def wants_chat(tokenizer, mode: str, *, given: bool) -> bool:
     if mode == "always" and not has_template:
         raise ValueError("data.chat_template=always but the tokenizer has no chat template")
     if mode == "auto" and given and has_template:
-        warnings.warn(PLAIN_TEXT_WARNING, UserWarning, stacklevel=3)  # shown once per run by the default filter
+        # one location (as_chat's call), so the default filter shows it once per process whatever the data source
+        warnings.warn(PLAIN_TEXT_WARNING, UserWarning, stacklevel=2)
     return has_template and (mode == "always" or (mode == "auto" and not given))
 
 

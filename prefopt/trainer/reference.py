@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from contextlib import nullcontext
 from pathlib import Path
 
 from peft import PeftModel
 from trl.trainer.utils import hash_module
 
+from prefopt.cache import cache_dir
 from prefopt.trainer.collate import ListCollator
 from prefopt.trainer.logps import feature_logps
 
@@ -35,7 +35,7 @@ def features_fingerprint(features: list[dict]) -> str:
 
 
 def default_cache_dir() -> Path:
-    return Path(os.environ.get("PREFOPT_CACHE", Path.home() / ".cache" / "prefopt")) / "ref_logps"
+    return cache_dir("ref_logps")
 
 
 def precompute_ref_logps(ref_model, features: list[dict], collator: ListCollator, *, batch_size: int = 16,
