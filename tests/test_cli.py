@@ -194,3 +194,13 @@ def test_optimizer_and_epochs_are_configurable(local_run, tmp_path):
     assert main([*local_run, "train.max_steps=0", "train.num_epochs=1", "train.optim=rmsprop"]) == 0
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["steps"] == 3  # 12 pairs / batch 4 = one epoch of 3 steps
+
+
+def test_the_quick_starts_help_excerpt_is_real_output(capsys):
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parent.parent / "docs" / "quickstart.md").read_text()
+    [excerpt] = re.findall(r"```text\n(train: .*?)```", page, re.S)
+    assert main(["recipe=lipo", "--help", "train"]) == 0
+    shown = capsys.readouterr().out.splitlines()
+    assert all(line in shown for line in excerpt.splitlines())
