@@ -36,11 +36,11 @@ def test_smoke_writes_the_run_under_output_dir_and_its_inputs_in_the_cache(tmp_p
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "runs"]
 
 
-def test_smoke_respects_a_named_output_dir_that_holds_files(tmp_path, keep_threads):
+def test_smoke_respects_a_named_output_dir_that_holds_files(tmp_path, keep_threads, capsys):
     (tmp_path / "mine.txt").write_text("keep")
-    with pytest.raises(FileExistsError, match="overwrite=true"):
-        main(["recipe=dpo", "smoke=true", f"output_dir={tmp_path}"])
-    assert (tmp_path / "mine.txt").read_text() == "keep"
+    assert main(["recipe=dpo", "smoke=true", f"output_dir={tmp_path}"]) == 2
+    assert "overwrite=true" in capsys.readouterr().err
+    assert [p.name for p in tmp_path.iterdir()] == ["mine.txt"] and (tmp_path / "mine.txt").read_text() == "keep"
 
 
 def test_ches_demo_writes_only_under_out(tmp_path, monkeypatch):
