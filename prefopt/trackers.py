@@ -96,6 +96,9 @@ class Tracker:
         self.run.summary.update(result_scalars(summary))
         self.run.log({f"plots/{Path(name).stem}": wandb.Image(str(self.out / name)) for name in summary["plots"]})
         self.run.finish()
+        # The run is over: stop W&B's service too, which waits for it to write everything out (finish alone can
+        # return before an offline run's records are on disk).
+        wandb.teardown()
 
     def _tensorboard(self, summary: dict[str, Any], cfg: DictConfig) -> None:
         from matplotlib.image import imread
