@@ -31,7 +31,7 @@ from prefopt.rounds.evaluate import RewardEval
 from prefopt.rounds.weighting import RoundContext
 from prefopt.run_folder import RoundPaths, RunFolder, save_folder_atomic
 from prefopt.stages import current_clock, stage, stage_clock
-from prefopt.trackers import Tracker, open_tracker
+from prefopt.trackers import Tracker, open_tracker, trainer_integrations
 from prefopt.trainer.collate import ListCollator
 from prefopt.trainer.core import PreferenceTrainer
 from prefopt.trainer.logps import frozen_copy
@@ -44,10 +44,8 @@ CHECKPOINTING = next(name for name in ("activation_checkpointing", "gradient_che
                      if name in TrainingArguments.__dataclass_fields__)
 
 
-def training_arguments(cfg: DictConfig, out: Path, index: int = 0, report_to: list[str] | None = None,
-                       run_name: str | None = None) -> TrainingArguments:
-    """The Trainer's arguments for round ``index`` (its learning rate, ``learning_rates``); ``report_to`` names
-    the Trainer's own tracker integrations (``Tracker.report_to``)."""
+def training_arguments(cfg: DictConfig, out: Path, index: int = 0) -> TrainingArguments:
+    """The Trainer's arguments for round ``index`` (its learning rate, ``learning_rates``)."""
     t = cfg.train
     return TrainingArguments(
         output_dir=str(out), max_steps=t.max_steps if t.max_steps > 0 else -1, num_train_epochs=t.num_epochs,
@@ -56,7 +54,7 @@ def training_arguments(cfg: DictConfig, out: Path, index: int = 0, report_to: li
         seed=t.seed, data_seed=t.seed, warmup_steps=t.warmup_steps, lr_scheduler_type=t.lr_scheduler_type,
         weight_decay=t.weight_decay, max_grad_norm=t.max_grad_norm, logging_steps=t.logging_steps, bf16=t.bf16,
         **{CHECKPOINTING: t.gradient_checkpointing},
-        report_to=report_to or [], run_name=run_name,
+        report_to=trainer_integrations(cfg.report_to), run_name=Path(output_dir(cfg)).name,
         save_strategy="steps" if t.save_steps else "no", save_steps=t.save_steps or 500,
         use_cpu=not torch.cuda.is_available(), remove_unused_columns=False)
 
@@ -135,8 +133,7 @@ def train_round(cfg: DictConfig, policy, tokenizer, data: RoundData, paths: Roun
     if cfg.resume and PartialState().is_main_process:  # rows logged after the checkpoint will be logged again
         folder.trim_metrics(index, int(last.name.split("-")[1]) if last else 0)
     tracker = tracker or Tracker("none", folder.root)
-    args = training_arguments(cfg, paths.checkpoints, index, tracker.report_to, folder.root.name)
-    trainer = PreferenceTrainer(policy, args, loss=cfg.loss.name,
+    trainer = PreferenceTrainer(policy, training_arguments(cfg, paths.checkpoints, index), loss=cfg.loss.name,
                                 loss_kwargs=loss_kwargs(cfg), ref_model=ref_model, collator=collator,
                                 train_dataset=features, eval_dataset=eval_features, processing_class=tokenizer,
                                 callbacks=[MetricsJsonl(folder.metrics, index), progress, *tracker.callbacks(index)])

@@ -54,7 +54,8 @@ def round_scalars(record: dict[str, Any]) -> dict[str, float]:
 
 
 class Tracker:
-    """``report_to`` for the Trainer, per-round callbacks, and the results at the end; ``none`` does nothing."""
+    """The run's W&B run or TensorBoard folders: per-round callbacks and the results at the end; ``none`` does
+    nothing."""
 
     def __init__(self, kind: str, out: Path, cfg: DictConfig | None = None):
         self.kind, self.out = kind, out
@@ -63,11 +64,6 @@ class Tracker:
 
             self.run = wandb.run or wandb.init(project=os.getenv("WANDB_PROJECT", "prefopt"), name=out.name,
                                                dir=str(out), config=OmegaConf.to_container(cfg, resolve=True))
-
-    @property
-    def report_to(self) -> list[str]:
-        """The Trainer's integrations: W&B (and any other name) by name; TensorBoard through ``callbacks``."""
-        return [] if self.kind in ("none", "tensorboard") else [self.kind]
 
     def callbacks(self, index: int) -> list:
         if self.kind != "tensorboard":
@@ -129,6 +125,12 @@ def _flat(node: dict, prefix: str = "") -> dict[str, Any]:
         else:
             out[f"{prefix}{key}"] = value
     return out
+
+
+def trainer_integrations(kind: str) -> list[str]:
+    """The Trainer's own ``report_to`` for ``report_to=kind``: W&B by name (into the run ``Tracker`` opened);
+    TensorBoard through ``Tracker.callbacks`` instead, one folder per round."""
+    return [] if kind in ("none", "tensorboard") else [kind]
 
 
 def open_tracker(cfg: DictConfig, out: Path, *, main_process: bool = True) -> Tracker:
