@@ -44,8 +44,8 @@ def worker(args: argparse.Namespace) -> None:
     torch.set_num_threads(1)
     state = PartialState(cpu=True)
 
+    from prefopt.data.tokenize import as_chat
     from prefopt.distributed import main_value
-    from prefopt.rounds.evaluate import as_chat
     from prefopt.rounds.generate import sample_sharded
     from prefopt.rounds.judges import ImplicitRewardScorer
     from prefopt.rounds.scoring import score_records
@@ -57,7 +57,7 @@ def worker(args: argparse.Namespace) -> None:
     ref = frozen_copy(policy)
     weight = ref.model.layers[0].mlp.up_proj.weight  # a reference unlike the policy
     weight.add_(0.05 * torch.randn(weight.shape, generator=torch.Generator().manual_seed(0)))
-    prompts = as_chat(make_prompts(args.prompts, seed=0, split="train"), tok)
+    prompts = as_chat(make_prompts(args.prompts, seed=0, split="train"), tok, "auto", given=False)
     seeds = [prompt_seed(0, 0, i) for i in range(len(prompts))]
     seconds, out = {}, {}
 

@@ -1,6 +1,8 @@
-"""Write docs/api.md from the public objects' signatures and docstrings: ``python -m prefopt.apidoc [--check]``.
+"""Write the generated docs pages: ``python -m prefopt.apidoc [--check]``.
 
-``--check`` exits 1 when the committed page differs from what the docstrings say now (the docs test runs it).
+docs/api.md comes from the public objects' signatures and docstrings; docs/cli.md from the config dataclasses,
+the recipes and the loss registry (the same source as ``prefopt --help``). ``--check`` exits 1 when a committed
+page differs from what the code says now (the docs test runs it).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import inspect
 import sys
 from pathlib import Path
 
-PAGE = Path(__file__).resolve().parent.parent / "docs" / "api.md"
+DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 
 def public() -> dict[str, list[str]]:
@@ -55,16 +57,22 @@ def render() -> str:
     return "\n".join(parts)
 
 
+def pages() -> dict[Path, str]:
+    from prefopt.cli_help import markdown
+
+    return {DOCS / "api.md": render(), DOCS / "cli.md": markdown()}
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    text = render()
+    stale = [page for page, text in pages().items() if not page.exists() or page.read_text() != text]
     if "--check" in argv:
-        if not PAGE.exists() or PAGE.read_text() != text:
-            print(f"{PAGE} is out of date: run python -m prefopt.apidoc", file=sys.stderr)
-            return 1
-        return 0
-    PAGE.write_text(text)
-    print(f"wrote {PAGE}")
+        for page in stale:
+            print(f"{page} is out of date: run python -m prefopt.apidoc", file=sys.stderr)
+        return 1 if stale else 0
+    for page, text in pages().items():
+        page.write_text(text)
+        print(f"wrote {page}")
     return 0
 
 

@@ -8,7 +8,8 @@ hyper-parameters are the loss function's keyword arguments).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import copy
+from dataclasses import dataclass, field, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,114 +21,135 @@ from losses import LOSSES, get_loss
 RECIPES_DIR = Path(__file__).resolve().parent.parent / "recipes"
 
 
+def key(default: Any, help: str, **meta: Any) -> Any:
+    """A config field: its default and a one-line description, the single source of ``prefopt --help`` and
+    docs/cli.md. Extra keyword metadata (e.g. a range check) rides along in ``field.metadata``. A dataclass type
+    as ``default`` builds a fresh block; a list or dict default is copied per instance."""
+    meta = {"help": help, **meta}
+    if isinstance(default, type) and is_dataclass(default):
+        return field(default_factory=default, metadata=meta)
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: copy.deepcopy(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
 @dataclass
 class DataConfig:
-    train: str | None = None  # preference data: local .jsonl/.json/.parquet or hub id; None = self-generated
-    eval: str | None = None  # held-out preference data: eval loss and metrics after each round
-    prompts: str | None = None  # prompt-only data for self-generation; None = the tiny world's prompts
-    gold_field: str | None = None  # DNO: a reference response per prompt in this field joins each list as "gold"
-    eval_prompts: str | None = None  # prompt-only data for the reward before/after; None = the world's eval split
-    split: str = "train"
-    eval_split: str = "test"  # split of a hub dataset given as data.eval
-    n_prompts: int = 512  # prompts per round for self-generated data (round k takes the k-th slice of a file)
-    max_length: int | None = 256
-    max_prompt_length: int | None = None
-    truncation_mode: str = "keep_start"
-    segments: dict[str, Any] = field(default_factory=dict)  # RRPO diff settings: min_match_size, one_sided, autojunk
+    train: str | None = key(None, "preference data: local .jsonl/.json/.parquet or hub id; None = self-generated")
+    eval: str | None = key(None, "held-out preference data: eval loss and metrics after each round")
+    prompts: str | None = key(None, "prompt-only data for self-generation; None = the tiny world's prompts")
+    gold_field: str | None = key(None, "DNO: a reference response per prompt in this field joins each list as "
+                                       "'gold'")
+    eval_prompts: str | None = key(None, "prompt-only data for the reward before/after; None = the world's eval "
+                                         "split")
+    split: str = key("train", "split of a hub dataset given as data.train or data.prompts")
+    eval_split: str = key("test", "split of a hub dataset given as data.eval")
+    n_prompts: int = key(512, "prompts per round for self-generated data (round k takes the k-th slice of a file)")
+    max_length: int | None = key(256, "tokens per prompt + response; longer ones are truncated (None: no limit)")
+    max_prompt_length: int | None = key(None, "keep only the last this-many prompt tokens (None: no limit)")
+    truncation_mode: str = key("keep_start", "what survives truncation: keep_start | keep_end")
+    segments: dict[str, Any] = key({}, "RRPO diff settings: min_match_size, one_sided, autojunk")
+    chat_template: str = key("auto", "plain text as chat turns: auto (given text as is, as TRL; the tiny world's "
+                                     "own prompts as user turns) | always | never")
 
 
 @dataclass
-class GenerationConfig:
-    k: int = 4  # responses sampled per prompt
-    max_new_tokens: int = 24
-    temperature: float = 1.0
-    top_p: float = 1.0
-    top_k: int = 0  # sample among the k most likely tokens only; 0 = no top-k cut (LiPO samples with top-k 40)
-    batch_size: int = 512  # prompts per generate call
-    backend: str = "hf"  # hf | vllm (one engine per process, the policy's weights loaded each round)
-    vllm: dict[str, Any] = field(default_factory=dict)  # vllm.LLM options, e.g. {gpu_memory_utilization: 0.3}
+class SamplingConfig:
+    k: int = key(4, "responses sampled per prompt")
+    max_new_tokens: int = key(24, "tokens generated per response")
+    temperature: float = key(1.0, "sampling temperature")
+    top_p: float = key(1.0, "nucleus sampling: keep the smallest token set with this much probability")
+    top_k: int = key(0, "sample among the k most likely tokens only; 0 = no top-k cut (LiPO samples with top-k 40)")
+    batch_size: int = key(512, "prompts per generate call")
+    backend: str = key("hf", "generation backend: hf (transformers generate) | vllm (one engine per process, the "
+                       "policy's weights loaded each round)")
+    vllm: dict[str, Any] = key({}, "vllm.LLM options, e.g. {gpu_memory_utilization: 0.3}")
 
 
 @dataclass
 class PairingConfig:
-    rule: str = "best_vs_worst"  # a key of prefopt.rounds.pairing.RULES
-    options: dict[str, Any] = field(default_factory=dict)
-    replay: list[float] = field(default_factory=list)  # DNO: shares of rounds t−1, t−2, ... mixed in, e.g. [0.3, 0.15]
+    rule: str = key("best_vs_worst", "how scored lists become training lists: a key of prefopt.rounds.pairing.RULES")
+    options: dict[str, Any] = key({}, "keyword options of the pairing rule, e.g. {min_margin: 0.1}")
+    replay: list[float] = key([], "DNO: shares of rounds t-1, t-2, ... mixed in, e.g. [0.3, 0.15]")
 
 
 @dataclass
 class ReferenceConfig:
-    mode: str = "model"  # model (frozen copy or `model` path) | adapter (PEFT base) | precomputed
-    model: str | None = None
-    batch_size: int = 32
-    per_round: bool = True  # each round's starting policy is its reference; false: the initial policy every round
+    mode: str = key("model", "model (frozen copy or reference.model) | adapter (PEFT base) | precomputed")
+    model: str | None = key(None, "HF id or local path of a separate reference model; None = a frozen copy")
+    batch_size: int = key(32, "lists per forward pass when precomputing reference log-probs")
+    per_round: bool = key(True, "each round's starting policy is its reference; false: the initial policy every "
+                                "round")
 
 
 @dataclass
 class PeftSettings:
-    enabled: bool = False
-    r: int = 8
-    lora_alpha: int = 16
-    lora_dropout: float = 0.0
-    target_modules: Any = "all-linear"
-    load_in_4bit: bool = False  # QLoRA through bitsandbytes; CUDA only
+    enabled: bool = key(False, "train a LoRA adapter instead of the full model")
+    r: int = key(8, "LoRA rank")
+    lora_alpha: int = key(16, "LoRA scaling numerator (the update is scaled by lora_alpha / r)")
+    lora_dropout: float = key(0.0, "dropout on the LoRA input")
+    target_modules: Any = key("all-linear", "modules that get an adapter: all-linear or a list of names")
+    load_in_4bit: bool = key(False, "QLoRA through bitsandbytes; CUDA only")
 
 
 @dataclass
 class TrainSettings:
-    max_steps: int = 100  # per round; <= 0 trains num_epochs epochs instead
-    num_epochs: float = 1.0
-    optim: str = "adamw_torch"  # any transformers optimizer name (e.g. rmsprop, adamw_torch_fused, paged_adamw_8bit)
-    learning_rate: Any = 1e-3  # a number, or one per round (a list as long as `rounds`)
-    per_device_batch_size: int = 8
-    gradient_accumulation_steps: int = 1
-    seed: int = 0
-    warmup_steps: float = 0  # an int is a step count, a float in [0, 1) a fraction of max_steps
-    lr_scheduler_type: str = "linear"
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
-    logging_steps: int = 10
-    save_steps: int = 0  # 0: save only the final model
-    bf16: bool = False
-    gradient_checkpointing: bool = False
+    max_steps: int = key(100, "optimizer steps per round; <= 0 trains num_epochs epochs instead")
+    num_epochs: float = key(1.0, "epochs per round when max_steps <= 0")
+    optim: str = key("adamw_torch", "any transformers optimizer name (e.g. rmsprop, adamw_torch_fused, "
+                                    "paged_adamw_8bit)")
+    learning_rate: Any = key(1e-3, "peak learning rate: a number, or one per round (a list as long as rounds)")
+    per_device_batch_size: int = key(8, "lists per device per step")
+    gradient_accumulation_steps: int = key(1, "micro-batches accumulated per optimizer step")
+    seed: int = key(0, "seed of training, sampling and prompt selection")
+    warmup_steps: float = key(0, "an int is a step count, a float in [0, 1) a fraction of max_steps")
+    lr_scheduler_type: str = key("linear", "any transformers scheduler name (linear, cosine, constant, ...)")
+    weight_decay: float = key(0.0, "AdamW weight decay")
+    max_grad_norm: float = key(1.0, "gradient clipping norm")
+    logging_steps: int = key(10, "log metrics every this many steps")
+    save_steps: int = key(0, "save a checkpoint every this many steps; 0: save only the final model")
+    bf16: bool = key(False, "bfloat16 mixed precision")
+    gradient_checkpointing: bool = key(False, "recompute activations in backward to save memory")
 
 
 @dataclass
 class EvalSettings:
-    enabled: bool = True  # reward before/after training when a reward function exists
-    n_prompts: int = 256
-    samples_per_prompt: int = 4
-    temperature: float = 1.0
-    holdout_fraction: float = 0.1  # custom reward, no eval_prompts: this share of your prompts is held out for eval
+    enabled: bool = key(True, "reward before/after training when a reward function exists")
+    n_prompts: int = key(256, "held-out prompts for the reward before/after")
+    samples_per_prompt: int = key(4, "responses sampled per held-out prompt")
+    temperature: float = key(1.0, "sampling temperature of the before/after evaluation")
+    holdout_fraction: float = key(0.1, "custom reward and no data.eval_prompts: this share of your prompts is held "
+                                       "out for the evaluation")
 
 
 @dataclass
 class RunConfig:
-    recipe: str | None = None
-    model: str | None = None  # HF id or local path; None = the tiny embedded world
-    tokenizer: str | None = None
-    previous_model: str | None = None  # the model `model` was trained from (CREAM's M0): round 0's π_{t−1}
-    reward: str | None = None  # "module:function" (prompt, response) -> float; world default when model is None
-    scorer: Any = None  # a prefopt.rounds.scoring.make_scorer spec; default: the reward function
-    data: DataConfig = field(default_factory=DataConfig)
-    generation: GenerationConfig = field(default_factory=GenerationConfig)
-    pairing: PairingConfig = field(default_factory=PairingConfig)
-    loss: dict[str, Any] = field(default_factory=lambda: {"name": "dpo"})
-    reference: ReferenceConfig = field(default_factory=ReferenceConfig)
-    peft: PeftSettings = field(default_factory=PeftSettings)
-    train: TrainSettings = field(default_factory=TrainSettings)
-    eval: EvalSettings = field(default_factory=EvalSettings)
-    rounds: int = 1
-    weighting: dict[str, Any] = field(default_factory=dict)  # per-list weight: {"type": ..., options}
-    ches: dict[str, Any] | None = None  # e.g. {keep_fraction: 0.05}: filter pairs before training
-    augment: dict[str, Any] | None = None  # reward-augmented pairs, e.g. {scale_min: 0, scale_max: 1}
-    expected: dict[str, Any] | None = None  # reproduction recipes: the paper's headline number
-    output_dir: str | None = None  # default: runs/<recipe>
-    overwrite: bool = False
-    resume: bool = False
-    report_to: str = "none"
-    threads: int = 0  # torch CPU threads; 0 keeps torch's default (1 is fastest for the tiny world's model)
-    smoke: bool = False
+    recipe: str | None = key(None, "a recipe name (see the recipes list) or a path to a YAML file")
+    model: str | None = key(None, "HF id or local path; None = the tiny embedded world")
+    tokenizer: str | None = key(None, "HF id or local path of the tokenizer; None = the model's")
+    previous_model: str | None = key(None, "the model `model` was trained from (CREAM's M0): round 0's previous policy")
+    reward: str | None = key(None, "'module:function' (prompt, response) -> float; world default when model is "
+                                   "None")
+    scorer: Any = key(None, "a prefopt.rounds.scorers.make_scorer spec; default: the reward function")
+    data: DataConfig = key(DataConfig, "where the training, eval and prompt data come from")
+    generation: SamplingConfig = key(SamplingConfig, "sampling of self-generated responses")
+    pairing: PairingConfig = key(PairingConfig, "scored lists to training lists")
+    loss: dict[str, Any] = key({"name": "dpo"}, "loss.name (see the losses list) and its hyper-parameters")
+    reference: ReferenceConfig = key(ReferenceConfig, "the reference policy of the loss")
+    peft: PeftSettings = key(PeftSettings, "LoRA / QLoRA adapters")
+    train: TrainSettings = key(TrainSettings, "the optimisation of each round (transformers TrainingArguments)")
+    eval: EvalSettings = key(EvalSettings, "the reward before/after training")
+    rounds: int = key(1, "generate -> score -> train iterations (self-generated data)")
+    weighting: dict[str, Any] = key({}, "per-list weight: {type: ..., options}")
+    ches: dict[str, Any] | None = key(None, "e.g. {keep_fraction: 0.05}: filter pairs by CHES before training")
+    augment: dict[str, Any] | None = key(None, "reward-augmented pairs, e.g. {scale_min: 0, scale_max: 1}")
+    expected: dict[str, Any] | None = key(None, "reproduction recipes: the paper's headline number")
+    output_dir: str | None = key(None, "the run folder; default: runs/<recipe>")
+    overwrite: bool = key(False, "clear a non-empty output_dir before running")
+    resume: bool = key(False, "continue the run in output_dir; finished rounds are not redone")
+    report_to: str = key("none", "tracker of the training curves: none | wandb | tensorboard")
+    threads: int = key(0, "torch CPU threads; 0 keeps torch's default (1 is fastest for the tiny world's model)")
+    smoke: bool = key(False, "shrink the run (stand-in model, few prompts and steps) to check a recipe on CPU")
 
 
 def recipe_path(name: str) -> Path:

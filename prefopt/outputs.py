@@ -42,44 +42,74 @@ def peak_memory_mb() -> float:
     return rss / 2**20 if sys.platform == "darwin" else rss / 2**10
 
 
-def plot_curves(out: Path, rounds_reward: list[dict[str, Any]] | None = None) -> list[str]:
-    """One PNG per curve in PLOTTED that the run logged (x: cumulative step across rounds)."""
-    import matplotlib
+def _laid_end_to_end(rows: list[dict[str, Any]]) -> tuple[list[int], dict[int, int]]:
+    """Each row's step on one axis across rounds (steps restart at each round), and the step where each round
+    after the first begins."""
+    offset, last_round, last_step, xs, starts = 0, None, 0, [], {}
+    for r in rows:
+        if last_round is not None and r["round"] != last_round:
+            offset += last_step
+            starts[r["round"]] = offset
+        last_round, last_step = r["round"], r["step"]
+        xs.append(offset + r["step"])
+    return xs, starts
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+
+def reward_figure(rewards: list[dict[str, Any]]):
+    """Mean reward with its 95% interval: "before", then after each round, numbered as the console numbers rounds
+    (round 0 is the first round trained)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(5, 3.2))
+    ax = fig.subplots()
+    xs = list(range(-1, len(rewards) - 1))  # -1: before training
+    ys = [r["mean"] for r in rewards]
+    ax.errorbar(xs, ys, yerr=[[y - r["ci95_low"] for y, r in zip(ys, rewards, strict=True)],
+                              [r["ci95_high"] - y for y, r in zip(ys, rewards, strict=True)]], marker="o", capsize=4)
+    ax.set_xticks(xs, ["before", *(str(x) for x in xs[1:])])
+    ax.set_xlim(xs[0] - 0.5, xs[-1] + 0.5)
+    ax.set_xlabel("after round")
+    ax.set_title("reward (mean, 95% interval)")
+    return fig
+
+
+def curve_figure(key: str, rows: list[dict[str, Any]]):
+    """One logged curve against the step counted across rounds, with a dashed line where each round begins."""
+    from matplotlib.figure import Figure
+
+    xs, starts = _laid_end_to_end(rows)
+    fig = Figure(figsize=(5, 3.2))
+    ax = fig.subplots()
+    ax.plot(*zip(*[(x, r[key]) for x, r in zip(xs, rows, strict=True) if key in r], strict=True))
+    for index, x in starts.items():
+        ax.axvline(x, color="gray", linestyle="--", linewidth=0.8)
+        ax.annotate(f"round {index}", (x, 1), xycoords=("data", "axes fraction"), xytext=(3, -12),
+                    textcoords="offset points", fontsize=8, color="gray")
+    ax.set_xlabel("step (all rounds)" if starts else "step")
+    ax.set_title(key)
+    return fig
+
+
+def plot_curves(out: Path, rounds_reward: list[dict[str, Any]] | None = None) -> list[str]:
+    """One PNG per curve in PLOTTED that the run logged; returns the file names."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     rows = [r for r in RunFolder(out).read_metrics() if "loss" in r or "rewards/margins" in r]
     written = []
-    offset, last_round, last_step, xs_all = 0, 0, 0, []
-    for r in rows:  # steps restart at each round: lay rounds end to end
-        if r["round"] != last_round:
-            offset, last_round = offset + last_step, r["round"]
-        last_step = r["step"]
-        xs_all.append(offset + r["step"])
     for key in PLOTTED:
         if key == "reward":
-            points = [(i, r["mean"], r["ci95_low"], r["ci95_high"]) for i, r in enumerate(rounds_reward or [])]
-            if not points:
+            if not rounds_reward:
                 continue
-            fig, ax = plt.subplots(figsize=(5, 3.2))
-            xs, ys, lo, hi = zip(*points, strict=True)
-            ax.errorbar(xs, ys, yerr=[[y - low for y, low in zip(ys, lo, strict=True)],
-                                      [h - y for y, h in zip(ys, hi, strict=True)]], marker="o", capsize=4)
-            ax.set_xlabel("round (0 = before training)")
+            fig = reward_figure(rounds_reward)
+        elif any(key in r for r in rows):
+            fig = curve_figure(key, rows)
         else:
-            pts = [(x, r[key]) for x, r in zip(xs_all, rows, strict=True) if key in r]
-            if not pts:
-                continue
-            fig, ax = plt.subplots(figsize=(5, 3.2))
-            ax.plot(*zip(*pts, strict=True))
-            ax.set_xlabel("step")
-        ax.set_title(key)
-        ax.grid(alpha=0.3)
+            continue
+        FigureCanvasAgg(fig)  # no pyplot: the process's matplotlib backend is left alone
+        fig.axes[0].grid(alpha=0.3)
         fig.tight_layout()
         name = f"{key.replace('/', '_')}.png"
         fig.savefig(out / name, dpi=100)
-        plt.close(fig)
         written.append(name)
     return written
 

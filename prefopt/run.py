@@ -24,6 +24,7 @@ from losses import get_loss
 from prefopt.config import learning_rates, loss_kwargs
 from prefopt.data.features import tokenize_records
 from prefopt.data.records import load_records
+from prefopt.data.tokenize import chat_records
 from prefopt.distributed import main_value
 from prefopt.modeling import load_frozen, load_policy, wrap_peft
 from prefopt.outputs import MetricsJsonl, format_reward, peak_memory_mb, plot_curves, write_summary
@@ -31,12 +32,18 @@ from prefopt.rounds.build import RoundData, build_round_data
 from prefopt.rounds.evaluate import RewardEval
 from prefopt.rounds.weighting import RoundContext
 from prefopt.run_folder import RoundPaths, RunFolder, save_folder_atomic
+from prefopt.stages import current_clock, stage, stage_clock
+from prefopt.trackers import Tracker, open_tracker, trainer_integrations
 from prefopt.trainer.collate import ListCollator
 from prefopt.trainer.core import PreferenceTrainer
 from prefopt.trainer.logps import frozen_copy
 from prefopt.trainer.reference import precompute_ref_logps
 from prefopt.trainer.safety import NonFiniteError, last_usable_checkpoint, model_is_finite
 from prefopt.validate import RunConfigError, check_run, output_dir
+
+# transformers 5 renamed gradient_checkpointing to activation_checkpointing (the old name warns); 4.x has only the old
+CHECKPOINTING = next(name for name in ("activation_checkpointing", "gradient_checkpointing")
+                     if name in TrainingArguments.__dataclass_fields__)
 
 
 def training_arguments(cfg: DictConfig, out: Path, index: int = 0) -> TrainingArguments:
@@ -48,8 +55,8 @@ def training_arguments(cfg: DictConfig, out: Path, index: int = 0) -> TrainingAr
         per_device_eval_batch_size=t.per_device_batch_size, gradient_accumulation_steps=t.gradient_accumulation_steps,
         seed=t.seed, data_seed=t.seed, warmup_steps=t.warmup_steps, lr_scheduler_type=t.lr_scheduler_type,
         weight_decay=t.weight_decay, max_grad_norm=t.max_grad_norm, logging_steps=t.logging_steps, bf16=t.bf16,
-        gradient_checkpointing=t.gradient_checkpointing,
-        report_to=[] if cfg.report_to == "none" else [cfg.report_to],
+        **{CHECKPOINTING: t.gradient_checkpointing},
+        report_to=trainer_integrations(cfg.report_to), run_name=Path(output_dir(cfg)).name,
         save_strategy="steps" if t.save_steps else "no", save_steps=t.save_steps or 500,
         use_cpu=not torch.cuda.is_available(), remove_unused_columns=False)
 
@@ -73,10 +80,19 @@ def _reference(cfg: DictConfig, policy, features: list[dict], collator: ListColl
     return None, precompute_ref_logps(ref, features, collator, batch_size=cfg.reference.batch_size)
 
 
+def _reference_note(cfg: DictConfig, lists: int) -> str:
+    if not get_loss(cfg.loss.name).needs_ref:
+        return f"none (loss {cfg.loss.name} needs no reference)"
+    return {"model": f"{cfg.reference.model or 'a frozen copy of the policy'}, live",
+            "adapter": "the PEFT base model (adapter off), live",
+            "precomputed": f"log-probs of {lists} lists precomputed"}[cfg.reference.mode]
+
+
 def _eval_features(cfg: DictConfig, tokenizer) -> list[dict] | None:
     if not cfg.data.eval:
         return None
     records, _ = load_records(cfg.data.eval, split=cfg.data.eval_split)
+    records = chat_records(records, tokenizer, cfg.data.chat_template)
     return tokenize_records(records, tokenizer, max_length=cfg.data.max_length,
                             max_prompt_length=cfg.data.max_prompt_length,
                             truncation_mode=cfg.data.truncation_mode)[0]
@@ -104,30 +120,37 @@ class _Progress(TrainerCallback):
 
 
 def train_round(cfg: DictConfig, policy, tokenizer, data: RoundData, paths: RoundPaths, index: int,
-                folder: RunFolder, eval_features: list[dict] | None = None, initial=None):
+                folder: RunFolder, eval_features: list[dict] | None = None, initial=None,
+                tracker: Tracker | None = None):
     """Train round ``index`` on ``data``; ``initial`` (the run's first policy) is the reference when given."""
     collator = ListCollator(pad_token_id=tokenizer.pad_token_id, max_length=cfg.data.max_length,
                             truncation_mode=cfg.data.truncation_mode)
-    ref_model, features = _reference(cfg, policy, data.features, collator, initial)
+    with stage("reference", f"round {index} reference") as s:
+        ref_model, features = _reference(cfg, policy, data.features, collator, initial)
+        s.note = _reference_note(cfg, len(features))
     last = last_usable_checkpoint(paths.checkpoints) if cfg.resume else None  # skips half-written and NaN ones
     done = json.loads((last / PROGRESS_FILE).read_text()) if last and (last / PROGRESS_FILE).exists() else {}
     ref: list = []
     progress = _Progress(ref, done.get("seconds", 0.0))
     if cfg.resume and PartialState().is_main_process:  # rows logged after the checkpoint will be logged again
         folder.trim_metrics(index, int(last.name.split("-")[1]) if last else 0)
-    trainer = PreferenceTrainer(policy, training_arguments(cfg, paths.checkpoints, index),
-                                loss=cfg.loss.name,
+    tracker = tracker or Tracker("none", folder.root)
+    trainer = PreferenceTrainer(policy, training_arguments(cfg, paths.checkpoints, index), loss=cfg.loss.name,
                                 loss_kwargs=loss_kwargs(cfg), ref_model=ref_model, collator=collator,
                                 train_dataset=features, eval_dataset=eval_features, processing_class=tokenizer,
-                                callbacks=[MetricsJsonl(folder.metrics, index), progress])
+                                callbacks=[MetricsJsonl(folder.metrics, index), progress, *tracker.callbacks(index)])
     ref.append(trainer)
     trainer.total_tokens = done.get("tokens", 0)
-    result = trainer.train(resume_from_checkpoint=str(last) if last else None)
+    with stage("train", f"round {index} train") as s:
+        result = trainer.train(resume_from_checkpoint=str(last) if last else None)
+        s.note = f"{result.global_step} steps on {len(features)} lists, mean loss {result.training_loss:.4f}"
     record = {"round": index, "steps": result.global_step, "train_loss": result.training_loss,
               "tokens": trainer.total_tokens, "seconds": round(progress.seconds(), 2), "data": data.report}
     if trainer.eval_dataset is not None:
-        trainer.evaluate()  # the preference metrics are merged into the logged line, not the returned dict
-        record["eval"] = {k: v for k, v in trainer.state.log_history[-1].items() if k.startswith("eval_")}
+        with stage("evaluate", f"round {index} eval data") as s:
+            trainer.evaluate()  # the preference metrics are merged into the logged line, not the returned dict
+            record["eval"] = {k: v for k, v in trainer.state.log_history[-1].items() if k.startswith("eval_")}
+            s.note = f"{len(eval_features)} lists, eval_loss {record['eval'].get('eval_loss', float('nan')):.4f}"
     return trainer, record
 
 
@@ -141,8 +164,8 @@ def _reload(policy, round_dir: Path, cfg: DictConfig):
     return AutoModelForCausalLM.from_pretrained(round_dir / "model")
 
 
-def _rounds(cfg: DictConfig, state: PartialState, policy, tokenizer, folder: RunFolder, evaluator
-            ) -> tuple[Any, list[dict]]:
+def _rounds(cfg: DictConfig, state: PartialState, policy, tokenizer, folder: RunFolder, evaluator,
+            tracker: Tracker) -> tuple[Any, list[dict]]:
     """Run (or, on resume, skip) every round; returns the final policy and each round's record."""
     records: list[dict] = []
     # the models before this round's starting policy, most recent last (π_{t−2}, π_{t−1}), for CREAM's judges;
@@ -160,19 +183,22 @@ def _rounds(cfg: DictConfig, state: PartialState, policy, tokenizer, folder: Run
             if index == 0 and not cfg.reference.per_round:
                 initial = start
         if paths.is_done():  # finished on an earlier run: reload its policy, never redo it
+            print(f"[prefopt] round {index}: finished in an earlier run, reloaded from {paths.dir}")
             policy = _reload(policy, paths.dir, cfg)
             records.append(paths.read_record())  # the record as first written
+            current_clock().add(records[-1].get("stage_seconds", {}))  # its time counts in the run's totals
             continue
+        mark = current_clock().snapshot()
         if state.is_main_process:
             paths.dir.mkdir(parents=True, exist_ok=True)
         # every process builds the data together: each generates and scores a share; the main process writes it
         data = build_round_data(cfg, context, index=index, round_dir=paths.dir)
-        trainer, record = train_round(cfg, policy, tokenizer, data, paths, index, folder, eval_features, initial)
+        trainer, record = train_round(cfg, policy, tokenizer, data, paths, index, folder, eval_features, initial,
+                                      tracker)
         policy = trainer.model
-        if evaluator:
-            record["reward"] = evaluator(policy)  # every process evaluates a share of the prompts
-            if state.is_main_process:
-                print(f"[prefopt] round {index}: reward {format_reward(record['reward'])}")
+        if evaluator:  # every process evaluates a share of the prompts
+            record["reward"] = _evaluate(evaluator, policy, f"round {index} evaluate")
+        record["stage_seconds"] = current_clock().since(mark)
         records.append(record)
         if state.is_main_process:
             _save_model(policy, paths.model)
@@ -180,6 +206,13 @@ def _rounds(cfg: DictConfig, state: PartialState, policy, tokenizer, folder: Run
             paths.done.touch()  # last: a round is finished only once everything above is on disk
         state.wait_for_everyone()
     return policy, records
+
+
+def _evaluate(evaluator: RewardEval, policy, label: str) -> dict[str, float]:
+    with stage("evaluate", label) as s:
+        reward = evaluator(policy)
+        s.note = f"reward {format_reward(reward)}"
+    return reward
 
 
 def _save_model(model, path: Path, tokenizer=None) -> None:
@@ -238,8 +271,14 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     """Run a resolved config end to end; returns the summary (also written to ``output_dir/summary.json``).
 
     Everything is checked first (``prefopt.validate.check_run``): a mistake raises ``RunConfigError`` before the
-    output folder is touched, a model is loaded or a token is generated.
+    output folder is touched, a model is loaded or a token is generated. Every stage is timed (``prefopt.stages``)
+    into the summary's ``stage_seconds``.
     """
+    with stage_clock():
+        return _run(cfg)
+
+
+def _run(cfg: DictConfig) -> dict[str, Any]:
     problems = check_run(cfg)
     if problems:
         raise RunConfigError(problems)
@@ -258,16 +297,19 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     if cfg.peft.enabled:
         policy = wrap_peft(policy, cfg)
     policy = on_process_device(policy, state, cfg)
+    tracker = open_tracker(cfg, folder.root, main_process=state.is_main_process)
     evaluator = RewardEval.from_config(cfg, tokenizer)  # on every process: each evaluates a share
     before = _before(folder, evaluator, policy, cfg, state)
-    policy, records = _rounds(cfg, state, policy, tokenizer, folder, evaluator)
+    policy, records = _rounds(cfg, state, policy, tokenizer, folder, evaluator, tracker)
     summary = _summary(cfg, records, before)
+    summary["stage_seconds"] = current_clock().summary()  # the whole run's, resumed rounds included
     if not state.is_main_process:
         return summary
     final = policy.merge_and_unload() if cfg.peft.enabled and not cfg.peft.load_in_4bit else policy
     _save_model(final, folder.model, tokenizer)
     summary["plots"] = plot_curves(folder.root, summary.get("reward_per_round"))
     write_summary(folder.root, summary)
+    tracker.log_results(summary, cfg)
     for warning in summary.get("warnings", []):
         print(f"[prefopt] WARNING: {warning}")
     print(f"[prefopt] reward before {format_reward(before)} → after {format_reward(summary.get('reward_after'))}; "
@@ -280,8 +322,7 @@ def _before(folder: RunFolder, evaluator, policy, cfg: DictConfig, state: Partia
     path = folder.root / "reward_before.json"
     if cfg.resume and main_value(path.exists()):
         return main_value(json.loads(path.read_text()) if state.is_main_process else None)
-    before = evaluator(policy) if evaluator else None
+    before = _evaluate(evaluator, policy, "evaluate before training") if evaluator else None
     if before and state.is_main_process:
         folder.write_json(path, before)
-        print(f"[prefopt] reward before training: {format_reward(before)}")
     return before

@@ -18,10 +18,12 @@ stand-in, so nothing here names a scorer type or a pairing rule:
 * pairing: the rule's thresholds are opened (``SMOKE_OPTIONS`` in ``prefopt.rounds.pairing``), since a random
   stand-in's samples are never far apart.
 * budget: 2 steps, batch 2, 8 prompts (16 on the world), K ≤ 4, ≤ 8 new tokens, ≤ 2 rounds, 16 eval prompts,
-  LoRA rank ≤ 8 and no 4-bit (QLoRA needs CUDA), fp32, no loggers, a temporary output folder unless one is given.
+  LoRA rank ≤ 8 and no 4-bit (QLoRA needs CUDA), fp32, no loggers.
 
-Every file goes under ``$TMPDIR/prefopt-smoke`` with deterministic names (same recipe, same files), written
-atomically, so processes of one ``accelerate launch`` agree on them.
+The run writes under its ``output_dir``, by default ``runs/<recipe>-smoke`` (replaced at each smoke run; a folder you
+name is treated as any run's, see ``overwrite``). Its inputs, the stand-in models and the synthetic data, are cached
+under ``$PREFOPT_CACHE/smoke`` (default ``~/.cache/prefopt/smoke``, see ``prefopt.cache``) with deterministic names
+(same recipe, same files), written atomically, so processes of one ``accelerate launch`` agree on them.
 """
 
 from __future__ import annotations
@@ -30,12 +32,11 @@ import copy
 import json
 import os
 import random
-import shutil
-import tempfile
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from prefopt.cache import cache_dir
 from prefopt.rounds.pairing import SMOKE_OPTIONS
 from prefopt.rounds.scorers import scorer_spec, smoke_scorer
 from prefopt.world import standin
@@ -44,7 +45,8 @@ N_ROWS = 16  # synthetic pairs / prompts per file
 
 
 def smoke_root() -> Path:
-    root = Path(tempfile.gettempdir()) / "prefopt-smoke"
+    """Where the stand-ins and synthetic data are cached (inputs, never a run's outputs)."""
+    root = cache_dir("smoke")
     root.mkdir(parents=True, exist_ok=True)
     return root
 
@@ -146,7 +148,7 @@ def _budget(cfg: DictConfig, world: bool) -> None:
     p.load_in_4bit = False
     if cfg.ches:
         cfg.ches = {**OmegaConf.to_container(cfg.ches), "batch_size": 4}
-    cfg.report_to, cfg.overwrite, cfg.resume = "none", True, False
+    cfg.report_to, cfg.resume = "none", False
 
 
 def apply_smoke(cfg: DictConfig) -> DictConfig:
@@ -177,13 +179,8 @@ def apply_smoke(cfg: DictConfig) -> DictConfig:
     if not world:
         _pairing(cfg, notes)
     _budget(cfg, world)
-    if cfg.output_dir is None:
-        out = smoke_root() / f"{slug}-run"
-        # Start fresh: a finished round (round_k/DONE) is never redone, even with overwrite=true. Only the main
-        # process clears; the others read the folder after run()'s first barrier, when this has happened.
-        if os.environ.get("RANK", "0") == "0" and out.exists():
-            shutil.rmtree(out)
-        cfg.output_dir = str(out)
+    if cfg.output_dir is None:  # smoke's own folder: each smoke run replaces the last one's
+        cfg.output_dir, cfg.overwrite = f"runs/{slug}-smoke", True
     budget = (f"{cfg.train.max_steps} steps × batch {cfg.train.per_device_batch_size}, {cfg.data.n_prompts} prompts, "
               f"K={cfg.generation.k}, {cfg.rounds} round(s)")
     print(f"[prefopt] smoke: {'; '.join(notes + [budget])}; output: {cfg.output_dir}", flush=True)

@@ -1,46 +1,55 @@
-"""Command line: ``python -m prefopt.train recipe=NAME [key=value ...]`` (also the ``prefopt`` console script).
+"""Command line: ``prefopt recipe=NAME [key=value ...]``, the same as ``python -m prefopt.train ...``.
 
 With no ``model``/``data`` the recipe runs on the tiny embedded world and reports the reward before and after.
+``prefopt --help`` lists every key with its default and description (see prefopt/cli_help.py).
 """
 
 from __future__ import annotations
 
+import os
 import sys
+import warnings
 
-from losses import LOSSES
-
-USAGE = """usage: python -m prefopt.train recipe=NAME [key=value ...]
-
-Train a language model with a preference loss. Every key of the recipe can be overridden with key=value
-(dotted keys, OmegaConf syntax), e.g.:
-  python -m prefopt.train recipe=lipo
-  python -m prefopt.train recipe=dpo model=Qwen/Qwen2.5-0.5B-Instruct data.train=trl-lib/ultrafeedback_binarized \\
-      train.max_steps=1000 loss.beta=0.1 output_dir=runs/qwen-dpo
-"""
+HELP_FLAGS = ("-h", "--help", "help")
+# Libraries whose deprecation notices are about their own internals (a Trainer calling a renamed property), which a
+# user of prefopt can do nothing about. Warnings raised from prefopt's or the user's code, and every other category
+# (UserWarning, RuntimeWarning ...), still show.
+THIRD_PARTY = r"(transformers|trl|peft|accelerate|datasets|huggingface_hub|torch|wandb|tensorboard|matplotlib)(\.|$)"
 
 
-def help_text() -> str:
-    from prefopt.config import list_recipes, valid_keys
+def quiet_third_party_deprecations() -> None:
+    """Hide deprecation warnings attributed to a third-party module, unless the user set ``-W``/``PYTHONWARNINGS``."""
+    if sys.warnoptions:
+        return
+    for category in (DeprecationWarning, PendingDeprecationWarning, FutureWarning):
+        warnings.filterwarnings("ignore", category=category, module=THIRD_PARTY)
 
-    losses = "\n".join(f"  {name:6s} {spec.paper}  hyper-parameters: "
-                       + ", ".join(f"{k}={v}" for k, v in spec.defaults.items()) for name, spec in LOSSES.items())
-    return (f"{USAGE}\nrecipes:\n  " + "\n  ".join(list_recipes()) + f"\n\nlosses (loss.name=...):\n{losses}\n\n"
-            "keys:\n  " + "\n  ".join(valid_keys()) + "\n")
 
-
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if any(a in ("-h", "--help", "help") for a in argv):
-        print(help_text())
-        return 0
-    bad = [a for a in argv if "=" not in a]
-    if bad:
-        print(f"error: arguments must be key=value, got {bad}\n\n{USAGE}", file=sys.stderr)
-        return 2
+def _help(argv: list[str]) -> int:
+    from prefopt.cli_help import block_help, full_help
     from prefopt.config import load_config
-    from prefopt.run import run
 
+    overrides = [a for a in argv if "=" in a]
+    names = [a for a in argv if "=" not in a and a not in HELP_FLAGS]
+    cfg = load_config(overrides) if overrides else None
+    print("\n\n".join(block_help(n, cfg) for n in names) + "\n" if names else full_help(cfg), end="")
+    return 0
+
+
+def _main(argv: list[str]) -> int:
+    from prefopt.cli_help import short_usage
+
+    if not argv:
+        print(short_usage(), end="")
+        return 0
     try:
+        if any(a in HELP_FLAGS for a in argv):
+            return _help(argv)
+        bad = [a for a in argv if "=" not in a]
+        if bad:
+            raise ValueError(f"arguments must be key=value, got {bad} (prefopt --help lists the keys)")
+        from prefopt.config import load_config
+
         cfg = load_config(argv)
     except (ValueError, KeyError, FileNotFoundError) as err:
         print(f"error: {err.args[0] if err.args else err}", file=sys.stderr)
@@ -49,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         from prefopt.smoke import apply_smoke
 
         cfg = apply_smoke(cfg)
+    from prefopt.run import run
     from prefopt.validate import RunConfigError
 
     try:
@@ -58,6 +68,24 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {problem}", file=sys.stderr)
         return 2
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The ``prefopt`` console script and ``python -m prefopt.train``; returns the exit status."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # `python -m` puts the working directory on sys.path and a console script does not: add it, so that
+    # `reward=mymodule:fn` imports from the working directory either way.
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    quiet_third_party_deprecations()
+    try:
+        status = _main(argv)
+        sys.stdout.flush()
+        return status
+    except BrokenPipeError:
+        # `prefopt --help | head`: the reader left; stop quietly (Python docs, "Note on SIGPIPE").
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -17,8 +17,9 @@ import torch
 from accelerate import PartialState
 
 from prefopt.ches.score import score_records as ches_score_records
+from prefopt.data.tokenize import as_chat
 from prefopt.distributed import ShardError, main_value, shard_call, shard_map
-from prefopt.rounds.evaluate import as_chat, evaluate_reward
+from prefopt.rounds.evaluate import evaluate_reward
 from prefopt.rounds.generate import sample_sharded
 from prefopt.rounds.judges import ImplicitRewardScorer, LLMJudge, PairwiseJudgeScorer
 from prefopt.rounds.scoring import RewardFnScorer, RewardModelScorer, score_records, shard_unit
@@ -55,7 +56,7 @@ def _reward_model(vocab: int):
 def stage_outputs(cache_dir: Path) -> dict[str, Any]:
     """Generation, every scorer type, judge matrices, CHES, reference log-probs and the reward evaluation."""
     policy, tok = load_base_policy()
-    prompts = as_chat(make_prompts(N_PROMPTS, seed=1, split="train"), tok)
+    prompts = as_chat(make_prompts(N_PROMPTS, seed=1, split="train"), tok, "auto", given=False)
     seeds = [prompt_seed(0, 3, i) for i in range(len(prompts))]
     lists = sample_sharded(policy, tok, prompts, seeds=seeds, k=3, max_new_tokens=8, batch_size=6, progress=False)
     records = [{"prompt": p, "responses": rs, "scores": [0.0] * len(rs)} for p, rs in zip(prompts, lists, strict=True)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -10,7 +11,8 @@ import pytest
 from omegaconf import OmegaConf
 
 from losses import LOSSES
-from prefopt.config import load_config
+from prefopt.cli_help import blocks, loss_rows, show
+from prefopt.config import load_config, valid_keys
 from prefopt.train import main
 
 PAIRS = [{"prompt": f"sort {a}{b}:", "chosen": f" {min(a, b)}{max(a, b)}", "rejected": f" {max(a, b)}{min(a, b)}x"}
@@ -26,14 +28,55 @@ def local_run(tmp_path, model_dir):
             "train.logging_steps=1", f"output_dir={tmp_path / 'run'}"]
 
 
-def test_help_lists_recipes_losses_and_keys(capsys):
+def test_help_lists_recipes_losses_and_every_key_with_default_and_description(capsys):
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
-    recipes, rest = out.split("recipes:")[1].split("losses (loss.name=...):")
-    losses, keys = rest.split("keys:")
-    assert "dpo" in recipes.split()
-    assert all(f"  {name} " in losses for name in LOSSES)  # from the registry: a new loss shows up by itself
-    assert "train.max_steps" in keys.split() and "peft.load_in_4bit" in keys.split()
+    recipes, rest = out.split("recipes (recipe=NAME):")[1].split("losses (loss.name=NAME")
+    losses, keys = rest.split("keys (key=default  description):")
+    assert "dpo" in recipes.split() and "Listwise Preference Optimization loss" in losses
+    for name, summary, defaults, paper in loss_rows():  # from the registry: a new loss shows up by itself
+        assert f"  {name} " in losses and summary in losses and paper in losses
+        assert ", ".join(f"{k}={v}" for k, v in defaults.items()) in losses
+    lines = keys.splitlines()
+    for block, (description, rows) in blocks().items():
+        assert f"{block}: {description}" in lines
+        for key, default, help_ in rows:
+            assert any(line.startswith(f"  {key}={show(default)} ") and line.endswith(help_) for line in lines), key
+    assert "  train.max_steps=100 " in keys and "optimizer steps per round" in keys
+
+
+def test_every_config_key_has_a_one_line_description():
+    rows = [row for _, rows in blocks().values() for row in rows]
+    assert len(rows) == len(valid_keys()) and {r[0] for r in rows} == set(valid_keys())
+    assert all(help_ and "\n" not in help_ and len(help_) < 120 for _, _, help_ in rows)
+
+
+def test_help_for_one_block(capsys):
+    assert main(["--help", "train"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("train: ") and "train.learning_rate=0.001" in out
+    assert "data." not in out and "recipes" not in out
+    assert main(["--help", "nope"]) == 2
+    assert "no help block 'nope'; valid: run, data" in capsys.readouterr().err
+
+
+def test_help_after_a_recipe_shows_its_resolved_values(capsys):
+    assert main(["recipe=lipo", "train.max_steps=7", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "recipe lipo: LiPO-λ on the tiny embedded world" in out
+    assert "loss.name=lipo: Listwise Preference Optimization loss (LiPO-λ) (Liu et al., 2024" in out
+    assert re.search(r"loss.beta=1.0 +\(default: 0.05\)", out)  # the recipe's value, the loss's default
+    assert re.search(r"train.max_steps=7 .*\(default: 100\)", out)
+    assert re.search(r"train.seed=0 +seed of training[^(]*$", out, re.M)  # unchanged: no default note
+
+
+def test_bare_prefopt_prints_usage_and_trains_nothing(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main([]) == 0
+    out = capsys.readouterr().out
+    examples = out.split("examples:\n")[1].split("\n\n")[0]
+    assert out.startswith("usage: prefopt recipe=NAME") and examples.count("  prefopt recipe=") == 3
+    assert list(tmp_path.iterdir()) == []  # no runs/ folder
 
 
 def test_unknown_key_is_an_error_listing_valid_keys(capsys):
@@ -151,3 +194,13 @@ def test_optimizer_and_epochs_are_configurable(local_run, tmp_path):
     assert main([*local_run, "train.max_steps=0", "train.num_epochs=1", "train.optim=rmsprop"]) == 0
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["steps"] == 3  # 12 pairs / batch 4 = one epoch of 3 steps
+
+
+def test_the_quick_starts_help_excerpt_is_real_output(capsys):
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parent.parent / "docs" / "quickstart.md").read_text()
+    [excerpt] = re.findall(r"```text\n(train: .*?)```", page, re.S)
+    assert main(["recipe=lipo", "--help", "train"]) == 0
+    shown = capsys.readouterr().out.splitlines()
+    assert all(line in shown for line in excerpt.splitlines())

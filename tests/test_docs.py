@@ -25,10 +25,12 @@ def _commands() -> list[tuple[str, list[str]]]:
         for block in re.findall(r"```bash\n(.*?)```", text, re.S):
             for line in block.splitlines():
                 for part in line.split("&&"):
-                    words = shlex.split(part.strip())
-                    if "prefopt.train" in words:
-                        args = words[words.index("prefopt.train") + 1:]
-                        found.append((f"{page.relative_to(ROOT)}: {part.strip()}", args))
+                    words = shlex.split(part.strip(), comments=True)
+                    for command in ("prefopt.train", "prefopt"):  # the module, or the console script
+                        if command in words:
+                            args = words[words.index(command) + 1:]
+                            found.append((f"{page.relative_to(ROOT)}: {part.strip()}", args))
+                            break
     return found
 
 
@@ -41,8 +43,8 @@ def test_the_docs_have_training_commands():
 
 @pytest.mark.parametrize("where, args", COMMANDS, ids=[c[0][:80] for c in COMMANDS])
 def test_every_documented_training_command_parses(where, args, capsys):
-    if args == ["--help"]:
-        assert train_main(args) == 0 and capsys.readouterr().out.startswith("usage:")
+    if any(a in ("-h", "--help", "help") for a in args):
+        assert train_main(args) == 0, capsys.readouterr().err  # help commands run: they are cheap
         return
     cfg = load_config(args)  # raises on an unknown key, recipe or loss hyper-parameter
     for arg in args:  # and every key=value the page shows lands in the run's config

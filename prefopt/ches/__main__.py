@@ -9,7 +9,8 @@
                demo pairs (some near-identical, some distinct; see prefopt.ches.demo)
     output     folder for scored.jsonl (every record, meta.ches set), filtered.jsonl (the kept records, readable by
                prefopt.data.records.load_records), ches_report.json, ches_hist.png and config.yaml;
-               a non-empty folder is refused unless overwrite=true
+               a non-empty folder is refused unless overwrite=true. A cut that keeps no pair still writes every
+               file (filtered.jsonl empty), warns, and exits 0; a missing file is a one-line error (exit 2)
     keep_fraction | drop_fraction | threshold
                the cut, at most one (none given: keep_fraction=0.05, the paper's 5%)
     length_normalize  LN-CHES (default, as the paper filters) or plain CHES
@@ -29,6 +30,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from prefopt.ches.filter import check_rule, score_and_select, write_outputs
+from prefopt.data.records import PreferenceDataError
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 
@@ -105,6 +107,9 @@ def load_model(cfg: ChesCLIConfig):
     else:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        path = Path(cfg.model).expanduser()
+        if not path.exists() and (path.is_absolute() or cfg.model.startswith((".", "~")) or cfg.model.count("/") > 1):
+            raise FileNotFoundError(f"model folder not found: {cfg.model}")  # a path, not a hub id (org/name)
         dtype = cfg.dtype if cfg.dtype == "auto" else getattr(torch, cfg.dtype)
         tokenizer = AutoTokenizer.from_pretrained(cfg.model)
         model = AutoModelForCausalLM.from_pretrained(cfg.model, dtype=dtype)
@@ -153,10 +158,14 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as err:
         print(f"error: {err}\n(python -m prefopt.ches --help for usage)", file=sys.stderr)
         return 2
+    except (OSError, PreferenceDataError) as err:  # a missing data file or model folder, a malformed row
+        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        print(f"error: {message}", file=sys.stderr)
+        return 2
     q = report["quantiles"]
     print(f"{report['score']}: kept {report['kept']} of {report['n']} pairs ({report['rule']}, cut {report['cut']}); "
           f"median {q.get('p50')}, p95 {q.get('p95')}")
-    if not report["kept"]:
+    if not report["kept"]:  # every file is still written, so the scores can be read to choose another cut
         print("warning: the cut keeps no pair; filtered.jsonl is empty", file=sys.stderr)
     for what, path in report["files"].items():
         print(f"  {what:<9} {path}")

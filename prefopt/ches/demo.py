@@ -1,6 +1,9 @@
 """Likelihood displacement on the tiny world, and how CHES finds the pairs that cause it.
 
-    python -m prefopt.ches.demo [--out outputs/ches_demo] [--plot docs/img/ches_demo.png] [--steps 60]
+    python -m prefopt.ches.demo [--out runs/ches_demo] [--plot PATH] [--steps 60]
+
+Writes only under ``--out`` (summary.json, ches_demo.png) unless ``--plot`` names another path; the figure in
+docs/ches.md is regenerated with ``--plot docs/img/ches_demo.png``.
 
 1. Pairs on tiny-world prompts: the chosen response is the right answer; the rejected one is either the answer with
    one character changed ("near-identical") or a string of the other alphabet and length ("distinct").
@@ -9,7 +12,7 @@
    log-probs; ``losses.dpo_loss``) and follow the mean log-probability of the chosen and rejected responses.
 
 Razin et al. (2024, arXiv 2410.08847) predict that the chosen responses' log-probability falls on the high-CHES
-subset (likelihood displacement) and not on the low-CHES one. Writes ``summary.json`` and the plot; ~1 min on CPU.
+subset (likelihood displacement) and not on the low-CHES one. ~1 min on CPU.
 """
 
 from __future__ import annotations
@@ -216,19 +219,20 @@ def run(cfg: DemoConfig, out_dir: Path, plot_path: Path) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default="outputs/ches_demo", help="folder for summary.json")
-    parser.add_argument("--plot", default="docs/img/ches_demo.png", help="where to write the PNG")
+    parser.add_argument("--out", default="runs/ches_demo", help="folder for summary.json and the plot")
+    parser.add_argument("--plot", default=None, help="where to write the PNG (default: OUT/ches_demo.png)")
     for field, default in asdict(DemoConfig()).items():
         parser.add_argument(f"--{field.replace('_', '-')}", type=type(default), default=default)
     args = parser.parse_args(argv)
     cfg = DemoConfig(**{k: getattr(args, k) for k in asdict(DemoConfig())})
-    summary = run(cfg, Path(args.out), Path(args.plot))
+    plot_path = Path(args.plot) if args.plot else Path(args.out) / "ches_demo.png"
+    summary = run(cfg, Path(args.out), plot_path)
     for name, s in summary["subsets"].items():
         print(f"{name:9s} ({s['pairs']} pairs, {s['near_identical']} near-identical, mean LN-CHES "
               f"{s['ln_ches_mean']:+.3f}): chosen log-prob {s['chosen_logp_change']:+.3f}, "
               f"rejected {s['rejected_logp_change']:+.3f} nats after {cfg.steps} DPO steps")
     print(f"likelihood displacement on high-CHES and not on low-CHES: {summary['displacement_shown']} "
-          f"({summary['seconds']} s); wrote {args.out}/summary.json and {args.plot}")
+          f"({summary['seconds']} s); wrote {args.out}/summary.json and {plot_path}")
     return 0
 
 

@@ -23,14 +23,16 @@ from omegaconf import DictConfig, OmegaConf
 from losses import get_loss
 from prefopt.data.features import tokenize_records
 from prefopt.data.records import PreferenceDataError, load_prompts, load_records, normalize_rows
+from prefopt.data.tokenize import as_chat, chat_records
 from prefopt.distributed import is_main_process, main_value, shard_call
 from prefopt.rounds import pairing
-from prefopt.rounds.evaluate import as_chat, held_out_keys, prompt_key, reward_spec
+from prefopt.rounds.evaluate import held_out_keys, prompt_key, reward_spec
 from prefopt.rounds.scorers import make_scorer
 from prefopt.rounds.scoring import score_records, shard_unit
 from prefopt.rounds.weighting import RoundContext, apply_weighting
 from prefopt.run_folder import RoundPaths, RunFolder, write_text_atomic
 from prefopt.seeds import prompt_seed, replay_seed, round_seed
+from prefopt.stages import stage
 
 
 @dataclass
@@ -55,10 +57,14 @@ def _sample(cfg: DictConfig, policy, tokenizer, prompts: list, index: int) -> li
 
     g = cfg.generation
     seeds = [prompt_seed(cfg.train.seed, index, i) for i in range(len(prompts))]
-    return generate.sample_sharded(policy, tokenizer, prompts, seeds=seeds, k=g.k, max_new_tokens=g.max_new_tokens,
-                                   temperature=g.temperature, top_p=g.top_p, top_k=g.top_k,
-                                   batch_size=g.batch_size,
-                                   backend=g.backend, vllm_options=_container(g.vllm))
+    with stage("generate", f"round {index} generate") as s:
+        # the prompts are already user turns where data.chat_template says so
+        out = generate.sample_sharded(policy, tokenizer, prompts, seeds=seeds, k=g.k, max_new_tokens=g.max_new_tokens,
+                                      temperature=g.temperature, top_p=g.top_p, top_k=g.top_k,
+                                      batch_size=g.batch_size, backend=g.backend, vllm_options=_container(g.vllm),
+                                      chat_template=False)
+        s.note = f"{len(prompts) * g.k} responses to {len(prompts)} prompts"
+    return out
 
 
 def _round_prompts(cfg: DictConfig, index: int) -> tuple[list, list | None]:
@@ -84,7 +90,7 @@ def _round_prompts(cfg: DictConfig, index: int) -> tuple[list, list | None]:
 def self_generate(cfg: DictConfig, policy, tokenizer, index: int) -> list[dict[str, Any]]:
     """K samples per prompt from the current policy, as unscored lists (plus the gold response, if any)."""
     prompts, golds = _round_prompts(cfg, index)
-    prompts = as_chat(prompts, tokenizer)
+    prompts = as_chat(prompts, tokenizer, cfg.data.chat_template, given=bool(cfg.data.prompts))
     samples = _sample(cfg, policy, tokenizer, prompts, index)
     records = [{"prompt": p, "responses": list(rs), "scores": [0.0] * len(rs), "weight": None, "segments": None,
                 "meta": {"round": index, "generator": "policy"}} for p, rs in zip(prompts, samples, strict=True)]
@@ -100,8 +106,10 @@ def _pair(cfg: DictConfig, records: list[dict], ctx: RoundContext, index: int, r
         if not hasattr(scorer, "matrices"):
             raise ValueError(f"pairing rule {cfg.pairing.rule!r} needs a pairwise judge scorer "
                              "(scorer: {type: pairwise_judge | llm_judge | self_preference, ...})")
-        options["matrices"] = shard_call(scorer.matrices, [r["prompt"] for r in records],
-                                         [r["responses"] for r in records], unit=shard_unit(scorer))
+        with stage("score", f"round {index} judge") as s:
+            options["matrices"] = shard_call(scorer.matrices, [r["prompt"] for r in records],
+                                             [r["responses"] for r in records], unit=shard_unit(scorer))
+            s.note = f"{len(records)} lists"  # every pair of a list, both orders
     if rule is not None and "baseline" in inspect.signature(rule).parameters and "baseline" not in options:
         # OSP's one-baseline pairs: the judge that scored the lists knows which response was the baseline
         if getattr(scorer, "baseline", None) is None:
@@ -122,6 +130,7 @@ def build_records(cfg: DictConfig, ctx: RoundContext, index: int, report: dict) 
     """Given data is re-scored only when a scorer is configured; self-generated data is always scored."""
     if cfg.data.train:
         records, data_report = load_records(cfg.data.train, split=cfg.data.split)
+        records = chat_records(records, ctx.tokenizer, cfg.data.chat_template)
         report["data"] = asdict(data_report)
         held = held_out_keys(cfg)  # the evaluation's prompts are never trained on
         if held:
@@ -135,8 +144,10 @@ def build_records(cfg: DictConfig, ctx: RoundContext, index: int, report: dict) 
             raise ValueError("self-generated data needs a scorer: set reward=module:function or scorer=...")
     scorer = None
     if spec is not None:
-        scorer = make_scorer(spec, policy=ctx.policy, ref=ctx.previous, tokenizer=ctx.tokenizer)
-        records = score_records(scorer, records)
+        with stage("score", f"round {index} score") as s:
+            scorer = make_scorer(spec, policy=ctx.policy, ref=ctx.previous, tokenizer=ctx.tokenizer)
+            records = score_records(scorer, records)
+            s.note = f"{sum(len(r['responses']) for r in records)} responses ({type(scorer).__name__})"
     weighting = _container(cfg.weighting)
     records = apply_weighting(records, ctx, weighting, stage="lists")
     records = _pair(cfg, records, ctx, index, report, scorer)
@@ -168,8 +179,11 @@ def _transforms(cfg: DictConfig, records: list[dict], ctx: RoundContext, round_d
     if cfg.ches:
         from prefopt.ches import apply_ches_filter
 
-        records, report["ches"] = apply_ches_filter(records, ctx.policy, ctx.tokenizer, out_dir=round_dir,
-                                                    **_container(cfg.ches))
+        with stage("ches", f"{round_dir.name.replace('_', ' ')} CHES filter") as s:
+            total = len(records)
+            records, report["ches"] = apply_ches_filter(records, ctx.policy, ctx.tokenizer, out_dir=round_dir,
+                                                        **_container(cfg.ches))
+            s.note = f"{len(records)} of {total} lists kept"
     return records
 
 
@@ -184,6 +198,22 @@ def _segment_fn(options: dict[str, Any]):
         if key in options and not isinstance(options[key], bool):
             raise ValueError(f"data.segments.{key} must be true or false, got {options[key]!r}")
     return functools.partial(segment_ids, **options)
+
+
+def report_line(report: dict[str, Any]) -> str:
+    """The data report in one line: each step's rows in → kept, and its non-zero counts (``pairing 512→498,
+    dropped_ties 14; tokenize 498→498``)."""
+    parts = []
+    for step, counts in report.items():
+        if not isinstance(counts, dict) or "kept" not in counts:
+            continue
+        nested = counts.get("dropped") if isinstance(counts.get("dropped"), dict) else {}  # pairing: per reason
+        flat = {**{k: v for k, v in counts.items() if not isinstance(v, dict)}, **nested}
+        extra = [f"{k} {v}" for k, v in flat.items()
+                 if k not in ("rows", "n", "kept") and type(v) is int and v]  # counts only: no bools, no floats
+        rows = counts.get("rows", counts.get("n", "?"))
+        parts.append(f"{step} {rows}→{counts['kept']}" + "".join(f", {e}" for e in extra))
+    return "; ".join(parts) or "no report"
 
 
 def build_round_data(cfg: DictConfig, ctx: RoundContext, *, index: int, round_dir: Path) -> RoundData:
@@ -218,6 +248,6 @@ def build_round_data(cfg: DictConfig, ctx: RoundContext, *, index: int, round_di
                                             truncation_mode=cfg.data.truncation_mode, segment_fn=segment_fn)
     report["tokenize"] = {k: v for k, v in asdict(tok_report).items() if k != "dropped_rows"}
     if is_main_process():
-        print(f"[prefopt] round {index}: {len(features)} lists ready "
-              f"({json.dumps({k: v for k, v in report.items() if k != 'reused'}, default=str)[:400]})")
+        print(f"[prefopt] round {index} data: {len(features)} lists ready"
+              f"{' (saved earlier, reused)' if report.get('reused') else ''}; {report_line(report)}")
     return RoundData(records, features, report)

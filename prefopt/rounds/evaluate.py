@@ -24,6 +24,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from prefopt.data.records import load_prompts, load_records
+from prefopt.data.tokenize import as_chat
 from prefopt.distributed import shard_call
 from prefopt.rounds.generate import Prompt, sample_sharded
 from prefopt.rounds.scoring import check_score, prompt_text, resolve_import_path, response_text
@@ -49,10 +50,12 @@ def mean_ci95(values: Sequence[float]) -> dict[str, float]:
 
 def evaluate_reward(model, tokenizer, prompts: Sequence[Prompt], reward_fn: Callable[[Prompt, str], float], *,
                     samples_per_prompt: int = 1, max_new_tokens: int, temperature: float = 1.0, seed: int = 0,
-                    batch_size: int = 256, progress: bool = False) -> dict[str, float]:
+                    batch_size: int = 256, progress: bool = False, desc: str = "evaluate",
+                    chat_template: bool = True) -> dict[str, float]:
     """Sample ``samples_per_prompt`` responses per prompt and summarise ``reward_fn(prompt, response)``.
 
     Every process must call this; each evaluates a share of the prompts (prompt i seeded ``derive_seed(seed, i)``).
+    ``chat_template``: as in ``sample`` (plain prompts as a user turn when the tokenizer has a template).
 
     Returns:
         ``mean``, ``ci95_low``, ``ci95_high``, ``std`` and ``n`` (the number of rewards), as ``mean_ci95``.
@@ -60,7 +63,7 @@ def evaluate_reward(model, tokenizer, prompts: Sequence[Prompt], reward_fn: Call
     seeds = [derive_seed(seed, i) for i in range(len(prompts))]
     responses = sample_sharded(model, tokenizer, prompts, seeds=seeds, k=samples_per_prompt,
                                max_new_tokens=max_new_tokens, temperature=temperature, batch_size=batch_size,
-                               progress=progress)
+                               progress=progress, desc=desc, chat_template=chat_template)
 
     def rewards(indices: list[int], share: list, lists: list[list[str]]) -> list[list[float]]:
         # the reward contract, as in scoring: plain strings (the last user turn of a chat prompt), a finite number
@@ -72,14 +75,6 @@ def evaluate_reward(model, tokenizer, prompts: Sequence[Prompt], reward_fn: Call
 
 
 WORLD_REWARD = "prefopt.world.tasks:reward"
-
-
-def as_chat(prompts: list, tokenizer) -> list:
-    """Plain prompts become a user turn when the tokenizer has a chat template, so generation, scoring and
-    training all see the same rendered context."""
-    if not getattr(tokenizer, "chat_template", None):
-        return list(prompts)
-    return [p if isinstance(p, list) else [{"role": "user", "content": p}] for p in prompts]
 
 
 def reward_spec(cfg: DictConfig) -> str | None:
@@ -127,18 +122,19 @@ def held_out_keys(cfg: DictConfig) -> set[str]:
 prompt_key = _key
 
 
-def eval_prompts(cfg: DictConfig) -> list | None:
+def eval_prompts(cfg: DictConfig) -> tuple[list, str] | None:
+    """The prompts of the reward before/after and where they came from (``"world"``: the tiny world's own)."""
     if cfg.data.eval_prompts:
-        return load_prompts(cfg.data.eval_prompts)[: cfg.eval.n_prompts]
+        return load_prompts(cfg.data.eval_prompts)[: cfg.eval.n_prompts], "data.eval_prompts"
     held = held_out_prompts(cfg)
     if held:
         print(f"[prefopt] reward before/after on {len(held[0])} held-out prompts of {held[1]} (eval.holdout_fraction"
               f"={cfg.eval.holdout_fraction}); training never sees them")
-        return held[0]
+        return held
     if cfg.model is None:
         from prefopt.world import make_prompts
 
-        return make_prompts(cfg.eval.n_prompts, seed=WORLD_EVAL_SEED, split="eval")
+        return make_prompts(cfg.eval.n_prompts, seed=WORLD_EVAL_SEED, split="eval"), "world"
     return None
 
 
@@ -154,13 +150,15 @@ class RewardEval:
 
     @classmethod
     def from_config(cls, cfg: DictConfig, tokenizer) -> RewardEval | None:
-        spec, prompts = reward_spec(cfg), eval_prompts(cfg)
-        if not cfg.eval.enabled or spec is None or not prompts:
+        spec, found = reward_spec(cfg), eval_prompts(cfg)
+        if not cfg.eval.enabled or spec is None or not found or not found[0]:
             return None
-        return cls(as_chat(prompts, tokenizer), resolve_import_path(spec), tokenizer, cfg.eval.samples_per_prompt,
+        prompts = as_chat(found[0], tokenizer, cfg.data.chat_template, given=found[1] != "world")
+        return cls(prompts, resolve_import_path(spec), tokenizer, cfg.eval.samples_per_prompt,
                    cfg.generation.max_new_tokens, cfg.eval.temperature, eval_seed(cfg.train.seed))
 
     def __call__(self, model) -> dict[str, float]:
         return evaluate_reward(model, self.tokenizer, self.prompts, self.reward_fn,
                                samples_per_prompt=self.samples_per_prompt, max_new_tokens=self.max_new_tokens,
-                               temperature=self.temperature, seed=self.seed)
+                               temperature=self.temperature, seed=self.seed, progress=True,
+                               chat_template=False)  # from_config decided per data.chat_template

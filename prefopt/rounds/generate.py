@@ -34,13 +34,14 @@ from prefopt.tensors import eval_mode, pad_rows
 Prompt = str | list[dict[str, Any]]
 
 
-def render_prompt(tokenizer, prompt: Prompt) -> tuple[str, bool]:
+def render_prompt(tokenizer, prompt: Prompt, chat_template: bool = True) -> tuple[str, bool]:
     """The prompt as text ready to tokenize, and whether special tokens must still be added.
 
     A chat-template rendering already holds the BOS (or whatever the template puts first), so it is tokenized
-    without special tokens; a plain prompt gets the tokenizer's own (a BOS for Llama-style tokenizers).
+    without special tokens; a plain prompt gets the tokenizer's own (a BOS for Llama-style tokenizers). With
+    ``chat_template=False`` a plain prompt is rendered as it is even when the tokenizer has a template.
     """
-    if getattr(tokenizer, "chat_template", None):
+    if getattr(tokenizer, "chat_template", None) and (chat_template or not isinstance(prompt, str)):
         messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
         return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False), False
     if not isinstance(prompt, str):
@@ -48,10 +49,10 @@ def render_prompt(tokenizer, prompt: Prompt) -> tuple[str, bool]:
     return prompt, True
 
 
-def _prompt_ids(tokenizer, prompts: Sequence[Prompt]) -> list[list[int]]:
+def _prompt_ids(tokenizer, prompts: Sequence[Prompt], chat_template: bool = True) -> list[list[int]]:
     ids = []
     for prompt in prompts:
-        text, add_special = render_prompt(tokenizer, prompt)
+        text, add_special = render_prompt(tokenizer, prompt, chat_template)
         ids.append(tokenizer(text, add_special_tokens=add_special)["input_ids"])
     return ids
 
@@ -69,8 +70,7 @@ def _generation_kwargs(tokenizer, max_new_tokens: int) -> dict[str, Any]:
 
 
 def _sample_hf(model, tokenizer, rows: list[list[int]], *, max_new_tokens: int, temperature: float, top_p: float,
-               top_k: int,
-               batch_size: int, seeds: list[int], progress: bool) -> list[str]:
+               top_k: int, batch_size: int, seeds: list[int], progress: bool, desc: str = "generate") -> list[str]:
     """One response per row of prompt ids, in row order; row i samples from its own stream ``seeds[i]``."""
     from tqdm.auto import tqdm
 
@@ -80,7 +80,7 @@ def _sample_hf(model, tokenizer, rows: list[list[int]], *, max_new_tokens: int, 
     order = sorted(range(len(rows)), key=lambda i: -len(rows[i]))
     outputs: list[str] = [""] * len(rows)
     starts = range(0, len(rows), batch_size)
-    for start in (tqdm(starts, desc="generate", unit="batch", disable=not progress)):
+    for start in (tqdm(starts, desc=desc, unit="batch", disable=not progress)):
         idx = order[start:start + batch_size]
         input_ids, attention_mask = pad_rows([rows[i] for i in idx], kwargs["pad_token_id"], side="left")
         sampler = [SeededRowSampler([seeds[i] for i in idx], temperature=temperature, top_p=top_p,
@@ -96,7 +96,8 @@ def _sample_hf(model, tokenizer, rows: list[list[int]], *, max_new_tokens: int, 
 def sample(model, tokenizer, prompts: Sequence[Prompt], *, k: int = 1, max_new_tokens: int,
            temperature: float = 1.0, top_p: float = 1.0, top_k: int = 0, batch_size: int = 64, seed: int = 0,
            seeds: Sequence[int] | None = None, progress: bool = True, backend: str = "hf",
-           vllm_options: dict[str, Any] | None = None) -> list[list[str]]:
+           vllm_options: dict[str, Any] | None = None, desc: str = "generate",
+           chat_template: bool = True) -> list[list[str]]:
     """K sampled responses for each prompt, in prompt order: ``out[i][j]`` is prompt i's j-th response.
 
     Args:
@@ -110,9 +111,11 @@ def sample(model, tokenizer, prompts: Sequence[Prompt], *, k: int = 1, max_new_t
         seed: prompt i is seeded ``derive_seed(seed, i)`` unless ``seeds`` is given; the global RNG is untouched.
         seeds: one seed per prompt (a round passes ``prefopt.seeds.prompt_seed(run seed, round, index)``); the same
             seed, prompt and model give the same K responses whatever else is in the call.
-        progress: show a tqdm bar over batches.
+        progress: show a tqdm bar over batches, labelled ``desc``.
         backend: ``"hf"`` or ``"vllm"``.
         vllm_options: ``vllm.LLM`` arguments for the engine (``prefopt.rounds.vllm_engine.ENGINE_DEFAULTS``).
+        chat_template: send plain-string prompts as a user turn when the tokenizer has a chat template; False
+            tokenizes them as they are (the run decides per ``data.chat_template``, then passes False).
 
     Returns:
         ``len(prompts)`` lists of ``k`` strings, with the prompt and special tokens stripped.
@@ -125,21 +128,23 @@ def sample(model, tokenizer, prompts: Sequence[Prompt], *, k: int = 1, max_new_t
     if len(seeds) != len(prompts):
         raise ValueError(f"sample: {len(seeds)} seeds for {len(prompts)} prompts")
     if backend == "vllm":
-        return vllm_sample(model, tokenizer, _prompt_ids(tokenizer, prompts), seeds=seeds, k=k,
+        return vllm_sample(model, tokenizer, _prompt_ids(tokenizer, prompts, chat_template), seeds=seeds, k=k,
                            max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, top_k=top_k,
                            options=vllm_options, progress=progress)
     if backend != "hf":
         raise ValueError(f"unknown generation backend {backend!r}; valid: 'hf', 'vllm'")
     if not prompts:
         return []
-    rows = [ids for ids in _prompt_ids(tokenizer, prompts) for _ in range(k)]  # prompt i's copies are adjacent
-    row_seeds = [derive_seed(s, j) for s in seeds for j in range(k)]  # sample j of prompt i: its own stream
+    # prompt i's k copies are adjacent; sample j of prompt i draws from its own stream
+    rows = [ids for ids in _prompt_ids(tokenizer, prompts, chat_template) for _ in range(k)]
+    row_seeds = [derive_seed(s, j) for s in seeds for j in range(k)]
     padding_side = tokenizer.padding_side
     tokenizer.padding_side = "left"
     try:
         with eval_mode(model), torch.random.fork_rng(devices=_cuda_devices(model)):
             flat = _sample_hf(model, tokenizer, rows, max_new_tokens=max_new_tokens, temperature=temperature,
-                              top_p=top_p, top_k=top_k, batch_size=batch_size, seeds=row_seeds, progress=progress)
+                              top_p=top_p, top_k=top_k, batch_size=batch_size, seeds=row_seeds, progress=progress,
+                              desc=desc)
     finally:
         tokenizer.padding_side = padding_side
     return [flat[i * k:(i + 1) * k] for i in range(len(prompts))]
@@ -162,11 +167,13 @@ def sample_sharded(model, tokenizer, prompts: Sequence[Prompt], *, seeds: Sequen
     if backend != "hf":
         return shard_call(lambda ps, ss: sample(model, tokenizer, ps, seeds=ss, k=k, batch_size=batch_size,
                                                 backend=backend, progress=progress, **kwargs), prompts, seeds)
-    batches = sorted_batches([len(ids) for ids in _prompt_ids(tokenizer, prompts)], max(1, batch_size // k))
+    desc = kwargs.pop("desc", "generate")
+    lengths = [len(ids) for ids in _prompt_ids(tokenizer, prompts, kwargs.get("chat_template", True))]
+    batches = sorted_batches(lengths, max(1, batch_size // k))
     run = lambda batch: sample(model, tokenizer, [prompts[i] for i in batch], seeds=[seeds[i] for i in batch], k=k,
                                batch_size=len(batch) * k, progress=False, **kwargs)  # one generate call
     out: list[list[str]] = [[] for _ in prompts]
-    for batch, responses in zip(batches, shard_batches(run, batches, desc="generate" if progress else None),
+    for batch, responses in zip(batches, shard_batches(run, batches, desc=desc if progress else None),
                                  strict=True):
         for i, response in zip(batch, responses, strict=True):
             out[i] = response

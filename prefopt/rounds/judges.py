@@ -13,6 +13,7 @@ import math
 from collections.abc import Callable, Sequence
 
 import torch
+from tqdm.auto import tqdm
 
 from prefopt.rounds.scoring import ScoringError, check_lists, prompt_text, response_text
 from prefopt.tensors import eval_mode, pad_rows
@@ -27,7 +28,7 @@ JudgeFn = Callable[[str, str, str], float]
 def _judge_all(judge: JudgeFn, triples: list[tuple[str, str, str]]) -> list[float]:
     """One batched call when the judge offers ``judge.batch(triples)`` (an LLM judge), else one call per triple."""
     batch = getattr(judge, "batch", None)
-    return list(batch(triples)) if callable(batch) else [judge(*t) for t in triples]
+    return list(batch(triples)) if callable(batch) else [judge(*t) for t in tqdm(triples, desc="judge", unit="pair")]
 
 
 def _check_probability(value, i: int, u: str, v: str) -> float:
@@ -197,7 +198,7 @@ class LLMJudge:
         device = next(self.model.parameters()).device
         out: list[float] = []
         with eval_mode(self.model):
-            for start in range(0, len(triples), self.batch_size):
+            for start in tqdm(range(0, len(triples), self.batch_size), desc="judge", unit="batch"):
                 enc = [self.encode(*t) for t in triples[start: start + self.batch_size]]
                 # Left padding: the verdict is predicted at position -1 of every row.
                 ids, mask = pad_rows([e[0] for e in enc], self.pad_token_id, side="left")
@@ -238,7 +239,10 @@ class ImplicitRewardScorer:
         tok = self.tokenizer
         collator = ListCollator(pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id)
         if self.ref is None:
-            return feature_logps(self.policy, features, collator, batch_size=self.batch_size, average=True)
-        policy = feature_logps(self.policy, features, collator, batch_size=self.batch_size)
-        ref = feature_logps(self.ref, features, collator, batch_size=self.batch_size)
+            return feature_logps(self.policy, features, collator, batch_size=self.batch_size, average=True,
+                                 desc="score (policy log-probs)")
+        policy = feature_logps(self.policy, features, collator, batch_size=self.batch_size,
+                               desc="score (policy log-probs)")
+        ref = feature_logps(self.ref, features, collator, batch_size=self.batch_size,
+                            desc="score (reference log-probs)")
         return [[p - r for p, r in zip(ps, rs, strict=True)] for ps, rs in zip(policy, ref, strict=True)]

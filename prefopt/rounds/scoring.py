@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 import torch
+from tqdm.auto import tqdm
 
 from prefopt.data.tokenize import as_assistant, is_messages
 from prefopt.distributed import shard_call
@@ -150,7 +151,8 @@ class RewardFnScorer:
     def __call__(self, prompts: list, lists: list[list]) -> list[list[float]]:
         check_lists(prompts, lists, f"reward function {self.name}")
         out = []
-        for i, (prompt, responses) in enumerate(zip(prompts, lists, strict=True)):
+        rows = tqdm(zip(prompts, lists, strict=True), total=len(prompts), desc="score", unit="prompt")
+        for i, (prompt, responses) in enumerate(rows):
             text = prompt_text(prompt)
             out.append([check_score(self.fn(text, response_text(r)), i, k, f"reward function {self.name}")
                         for k, r in enumerate(responses)])
@@ -213,7 +215,7 @@ class RewardModelScorer:
                 for i, (p, rs) in enumerate(zip(prompts, lists, strict=True)) for k, r in enumerate(rs)]
         values: list[float] = []
         with eval_mode(self.model):
-            for start in range(0, len(flat), self.batch_size):
+            for start in tqdm(range(0, len(flat), self.batch_size), desc="score (reward model)", unit="batch"):
                 chunk = flat[start: start + self.batch_size]
                 values.extend(self._forward([c[2] for c in chunk], chunk[0][3]))
         out: list[list[float]] = [[] for _ in prompts]

@@ -22,6 +22,7 @@ from accelerate.utils import gather_object
 from peft import PeftModel
 from trl.trainer.utils import hash_module
 
+from prefopt.cache import cache_dir
 from prefopt.distributed import shard_map
 from prefopt.trainer.collate import ListCollator
 from prefopt.trainer.logps import feature_logps
@@ -43,7 +44,7 @@ def features_fingerprint(features: list[dict]) -> str:
 
 
 def default_cache_dir() -> Path:
-    return Path(os.environ.get("PREFOPT_CACHE", Path.home() / ".cache" / "prefopt")) / "ref_logps"
+    return cache_dir("ref_logps")
 
 
 def precompute_ref_logps(ref_model, features: list[dict], collator: ListCollator, *, batch_size: int = 16,

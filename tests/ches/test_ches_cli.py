@@ -75,3 +75,25 @@ def test_cli_help_and_default_rule(capsys):
     assert "keep_fraction" in capsys.readouterr().out
     assert parse_args([]).keep_fraction == 0.05  # no rule given: the paper's 5%
     assert parse_args(["drop_fraction=0.1"]).keep_fraction is None
+
+
+def test_a_missing_file_is_one_error_line(saved, tmp_path, capsys):
+    assert main([f"model={saved / 'model'}", f"data={tmp_path / 'nope.jsonl'}", f"output={tmp_path / 'out'}"]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: data file not found: {tmp_path / 'nope.jsonl'}\n"
+    assert main([f"model={tmp_path / 'no-model'}", f"data={saved / 'pairs.jsonl'}", f"output={tmp_path / 'o2'}"]) == 2
+    err = capsys.readouterr().err.splitlines()[-1]  # after the note on the tied row of the data
+    assert err == f"error: model folder not found: {tmp_path / 'no-model'}"
+
+
+def test_a_cut_that_keeps_nothing_writes_every_file_warns_and_exits_0_as_documented(saved, tmp_path, capsys):
+    from pathlib import Path
+
+    out = tmp_path / "out"
+    argv = [f"model={saved / 'model'}", f"data={saved / 'pairs.jsonl'}", f"output={out}", "threshold=-1e30"]
+    assert main(argv) == 0
+    assert "warning: the cut keeps no pair; filtered.jsonl is empty" in capsys.readouterr().err
+    assert (out / "filtered.jsonl").read_text() == "" and len((out / "scored.jsonl").read_text().splitlines()) == 5
+    docs = " ".join((Path(__file__).resolve().parents[2] / "docs" / "ches.md").read_text().split())
+    assert "A cut that keeps no pair still writes every file (`filtered.jsonl` empty" in docs
+    assert "prints a warning and exits 0" in docs
