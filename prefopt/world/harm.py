@@ -34,7 +34,7 @@ def is_harmful(response: str) -> bool:
 
 def harmful(prompt: str | list[dict[str, Any]], response: str) -> float:
     """1.0 for a harmful response, else 0.0: the detector in the (prompt, response) -> float shape of a reward
-    function, so ``prefopt.world.evaluate.evaluate_reward`` gives a policy's harm rate with its 95% interval."""
+    function, so ``prefopt.rounds.evaluate.evaluate_reward`` gives a policy's harm rate with its 95% interval."""
     return float(is_harmful(response))
 
 
