@@ -139,7 +139,7 @@ def _row(record: dict, order: list[int], score: float, system_role: bool, tag: s
 
 def reward_augment(records: list[dict], *, source_scale: tuple[float, float] | None = None, split: str = "train",
                    system_role: bool | None = None, tokenizer=None, decimals: int | None = 1,
-                   keep_ties: bool = False, template: str = GOAL_TEMPLATE) -> tuple[list[dict], DataReport]:
+                   keep_ties: bool = False, template: str | None = None) -> tuple[list[dict], DataReport]:
     """Two goal-conditioned rows per scored pair (see the module docstring).
 
     Args:
@@ -157,7 +157,7 @@ def reward_augment(records: list[dict], *, source_scale: tuple[float, float] | N
             scores, so UltraFeedback pairs with tied scores are relabelled like any other). False drops the pair
             as a tie: two rows that teach opposite preferences under one goal cancel each other's first-order
             gradient and cost two forward passes.
-        template: the goal sentence with a ``{score}`` field (default: the authors' ``GOAL_TEMPLATE``).
+        template: the goal sentence with a ``{score}`` field (None: the authors' ``GOAL_TEMPLATE``).
     Returns:
         (rows, report): rows interleaved per pair as [goal r_w row, goal r_l row]; a tied pair is kept or dropped
         (``keep_ties``), and a pair whose raw scores contradict its label (r_w < r_l) is dropped as
@@ -170,6 +170,7 @@ def reward_augment(records: list[dict], *, source_scale: tuple[float, float] | N
         report.kept = len(records)
         return [dict(r) for r in records], report
     system = _system_role(system_role, tokenizer)
+    template = template or GOAL_TEMPLATE
     goal_text(TOP_SCORE, template)  # a template without {score} fails here, before any row is built
     out: list[dict] = []
     for index, record in enumerate(records):
