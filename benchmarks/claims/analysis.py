@@ -5,7 +5,7 @@ The result is a plain dict (saved as JSON, rendered by ``benchmarks.claims.repor
     {"name", "title", "statement", "setting", "notes", "size", "seeds", "grid",
      "arms":   {arm: {"label", "best", "select", "metrics": {metric: interval}, "grid_means": [...], "runs": ...}},
      "checks": [{"text", "kind", "a", "b", "delta", "verdict"}],
-     "verdict", "run_seconds", "errors"}
+     "verdict", "run_seconds", "cpu_seconds", "errors"}
 
 ``delta`` is the paired difference a − b per seed (same seed: same prompts and evaluation samples' seed), with its
 95% interval: the effect size. The verdict reads the two arms' own intervals (``core.check_verdict``).
@@ -46,6 +46,8 @@ def summarise(claim: Claim, size: Size, plan: Plan, records: dict[str, dict]) ->
             for s in size.seeds}
     errors = [records[k]["log"] for k in sorted(keys) if "error" in records[k]]
     result["run_seconds"] = round(sum(records[k].get("wall_seconds", 0.0) for k in keys), 1)
+    if all("cpu_seconds" in records[k] for k in keys):  # one thread per run: about its time on an idle core
+        result["cpu_seconds"] = round(sum(records[k]["cpu_seconds"] for k in keys), 1)
     if errors:
         result.update(verdict="error", errors=errors)
         return result

@@ -115,6 +115,7 @@ class Claim:
     arms: tuple[Arm, ...]
     checks: tuple[Check, ...]
     notes: str = ""  # choices made, and what was tried
+    observed: str = ""  # written after the result was seen, to explain it; never a change of the setting
     docs: str = ""  # the docs page that quotes this claim's row
     metrics: dict[str, str] = field(default_factory=dict)  # metric name → what it measures, for the table
 

@@ -50,6 +50,10 @@ def _row(name: str, result: dict | None, page: Path) -> str:
             f"{grid} | {code} |")
 
 
+def _cpu(result: dict) -> str:
+    return f" ({result['cpu_seconds']:.0f} s of CPU, about its time on idle cores)" if "cpu_seconds" in result else ""
+
+
 def _details(name: str, result: dict | None) -> list[str]:
     claim = load(name)
     lines = [f"### {claim.title}", f'<a id="{name}"></a>', "", f"**Claim.** {claim.statement}", "",
@@ -66,7 +70,8 @@ def _details(name: str, result: dict | None) -> list[str]:
               "|---|---|" + "---|" * len(result["grid"]) + "---|"]
     for arm, v in result["arms"].items():
         means = " | ".join(f"{m:.3f}" for m in v["grid_means"])
-        metrics = "; ".join(f"{m} {_ci(i)}" for m, i in v["metrics"].items())
+        shown = [m for m in v["metrics"] if m in result["metrics_legend"] or m == v["select"]]
+        metrics = "; ".join(f"{m} {_ci(v['metrics'][m])}" for m in shown)
         lines.append(f"| {arm}: {v['label']} | {v['best_label']} | {means} | {metrics} |")
     legend = "; ".join(f"`{k}`: {v}" for k, v in result["metrics_legend"].items())
     selects = ", ".join(sorted({v["select"] for v in result["arms"].values()}))
@@ -74,8 +79,11 @@ def _details(name: str, result: dict | None) -> list[str]:
     lines += ["", f"Grid columns: mean over seeds of each arm's selection metric ({selects}). "
               f"Metrics: {legend}.", "",
               f"Notes: {result['notes']}", "",
-              f"Run: {result['run_seconds']:.0f} s of training and measurement (shared runs counted in every claim "
-              f"using them), seeds {result['seeds']}, {env.get('date', '?')}, commit {env.get('commit', '?')}.", ""]
+              *([f"**Observed after the run** (an explanation, not a change of the setting): {claim.observed}", ""]
+                if claim.observed else []),
+              f"Run: {result['run_seconds']:.0f} s of training and measurement{_cpu(result)} (runs shared with "
+              f"another claim counted in both), seeds {result['seeds']}, {env.get('date', '?')}, commit "
+              f"{env.get('commit', '?')}.", ""]
     return lines
 
 

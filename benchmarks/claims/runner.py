@@ -2,7 +2,7 @@
 
 Each run goes through the project's own API, ``prefopt.config.load_config([...key=value...])`` and
 ``prefopt.run.run(cfg)``, with ``threads=1``, in ``<root>/runs/<key>/`` where ``key`` hashes the overrides. A
-finished run leaves ``claims.json`` (its overrides, metrics and wall time) and is never redone, so identical runs
+finished run leaves ``claims.json`` (its overrides, metrics, wall and CPU time) and is never redone, so identical runs
 of two claims are shared (the plain DPO arm of several claims) and an interrupted suite picks up where it stopped.
 Runs are deterministic by seed: the seed fixes the prompts, the samples, the data order and the evaluation
 samples, and one thread fixes the float reductions.
@@ -85,15 +85,17 @@ def execute(task: Task, root: Path, fresh: bool = False) -> dict:
             if record is None:
                 from prefopt.run import run
 
-                start = time.perf_counter()
+                start, cpu = time.perf_counter(), time.process_time()
                 summary = run(cfg)
                 record = {"overrides": list(task.overrides), "metrics": summary_metrics(summary),
-                          "wall_seconds": round(time.perf_counter() - start, 2)}
+                          "wall_seconds": round(time.perf_counter() - start, 2),
+                          "cpu_seconds": round(time.process_time() - cpu, 2)}
             for name in task.measures:
                 if name not in record.get("measured", []):
-                    start = time.perf_counter()
+                    start, cpu = time.perf_counter(), time.process_time()
                     record["metrics"].update(MEASURES[name](folder, cfg))
                     record["wall_seconds"] = round(record["wall_seconds"] + time.perf_counter() - start, 2)
+                    record["cpu_seconds"] = round(record.get("cpu_seconds", 0.0) + time.process_time() - cpu, 2)
                     record["measured"] = sorted({*record.get("measured", []), name})
     except Exception:  # reported in the table as a failed run, with the log to read
         return {"error": traceback.format_exc(limit=3), "log": str(root / "logs" / f"{task.key}.log")}
