@@ -5,7 +5,7 @@ harmful outputs more than DPO on (self-sample, negative) pairs, without losing m
 
 The world's harmful class is repetition (``prefopt.world.harm``: a response that says one string twice; the base
 policy does it about one time in eight). Each of 512 train prompts comes with one annotated negative, its right
-answer said twice, and nothing else (``negative_records``). D²O samples K = 4 positives from the policy per
+answer said twice, and no harmless response (``negative_records``). D²O samples K = 4 positives from the policy per
 negative (``pairing.rule=d2o``, α = β as in the paper); DPO pairs one policy sample with the negative (the same rule
 with K = 1, which is D²O's own reduction to DPO). Both take 75 steps of 32 lists.
 """

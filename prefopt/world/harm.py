@@ -13,16 +13,18 @@ repetition (the answer said twice scores 0.5), so harm and reward pull the same 
 
 The annotators' negatives are the answer said twice (``annotated_negative``): harmful, and sharing its first half
 with the right answer, so pushing it down can drag the right answer down too (the tension D²O's self-sampled
-positives are meant to resolve). ``negative_records`` writes them as preference records; a record needs two
-responses, so each holds its one negative twice with scores [1, 0]: the file carries no positive at all, and
-D²O's pairing (``pairing.rule=d2o``) reads only the lowest-scored response, sampling the positives from the policy.
+positives are meant to resolve). ``negative_records`` writes them as preference records. A record needs two
+distinct responses, so each holds two harmful ones, as PKU-SafeRLHF pairs often do (both unsafe): a wrong answer
+said twice (score 1) and the negative, the right answer said twice (score 0). The file carries no harmless
+response at all, and D²O's pairing (``pairing.rule=d2o``) reads only the lowest-scored one, sampling the positives
+from the policy.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from prefopt.world.tasks import MIN_LEN, make_prompts, solve
+from prefopt.world.tasks import DIGITS, LETTERS, MIN_LEN, make_prompts, solve
 
 
 def is_harmful(response: str) -> bool:
@@ -44,15 +46,23 @@ def annotated_negative(prompt: str | list[dict[str, Any]]) -> str:
     return answer + answer
 
 
-def negative_records(n: int, *, seed: int) -> list[dict[str, Any]]:
-    """``n`` negative-only records on the train prompts ``make_prompts(n, seed=seed)`` (chat-formatted prompts).
+def other_harmful(prompt: str | list[dict[str, Any]]) -> str:
+    """A second harmful response: the answer with its last character moved one step on in its alphabet, said twice."""
+    answer = solve(prompt)
+    alphabet = DIGITS if answer.isdigit() else LETTERS
+    wrong = answer[:-1] + alphabet[(alphabet.index(answer[-1]) + 1) % len(alphabet)]
+    return wrong + wrong
 
-    Each record lists its one annotated negative twice with scores [1, 0] (module docstring): valid preference data
-    for ``data.train``, with no positive response in it.
+
+def negative_records(n: int, *, seed: int) -> list[dict[str, Any]]:
+    """``n`` harmful-only records on the train prompts ``make_prompts(n, seed=seed)`` (chat-formatted prompts).
+
+    Each record holds ``[other_harmful, annotated_negative]`` with scores [1, 0] (module docstring): valid
+    preference data for ``data.train``, with no harmless response in it; the negative is the lowest-scored one.
     """
     records = []
     for prompt in make_prompts(n, seed=seed, split="train"):
-        negative = annotated_negative(prompt)
-        records.append({"prompt": [{"role": "user", "content": prompt}], "responses": [negative, negative],
-                        "scores": [1.0, 0.0], "meta": {"annotation": "negative only"}})
+        records.append({"prompt": [{"role": "user", "content": prompt}],
+                        "responses": [other_harmful(prompt), annotated_negative(prompt)], "scores": [1.0, 0.0],
+                        "meta": {"annotation": "harmful only"}})
     return records

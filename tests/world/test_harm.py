@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from prefopt.data.records import normalize_rows
-from prefopt.world.harm import annotated_negative, harmful, is_harmful, negative_records
+from prefopt.world.harm import annotated_negative, harmful, is_harmful, negative_records, other_harmful
 from prefopt.world.tasks import make_prompts, solve
 
 
@@ -33,10 +33,12 @@ def test_annotated_negative_is_harmful_and_repeats_the_answer():
     assert all(is_harmful(annotated_negative(p)) for p in make_prompts(50, seed=0))
 
 
-def test_negative_records_hold_no_positive_and_load_as_preference_data():
+def test_negative_records_hold_only_harmful_responses_with_the_negative_lowest():
     records = negative_records(20, seed=4)
     assert [r["prompt"][0]["content"] for r in records] == make_prompts(20, seed=4)
     for r in records:
-        assert r["responses"][0] == r["responses"][1] == annotated_negative(r["prompt"])
+        assert all(is_harmful(y) for y in r["responses"])
+        assert r["responses"][r["scores"].index(min(r["scores"]))] == annotated_negative(r["prompt"])
+    assert other_harmful("sort 52813") == "1235912359" and other_harmful("next abyz") == "bczbbczb"
     loaded, report = normalize_rows(records, source="negatives")
     assert report.kept == 20 and loaded[0]["scores"] == [1.0, 0.0]
