@@ -71,7 +71,9 @@ def table(results: dict[str, list[dict]], seeds: int) -> str:
                      f"{a - b:+.3f} | {sep}/{len(rows)} | {_mean(rows, 'wall_seconds'):.0f} | "
                      f"{_mean(rows, 'tokens_per_second'):.0f} | {_mean(rows, 'peak_memory_mb'):.0f} |")
     lines.append("\n\"separated\" counts the seeds whose after-training interval lies wholly above the before "
-                 "interval.\n\n![zoo](img/zoo.png)\n")
+                 "interval.\n\n![zoo](img/zoo.png)\n\nEvery algorithm lifts the reward here; what tells them apart is "
+                 "each paper's claim about *when* its method beats a simpler one, tested with seeds and intervals on "
+                 "[the claims page](claims.md).\n")
     return "\n".join(lines)
 
 

@@ -20,6 +20,8 @@ It is a system message for chat prompts; for chat templates without a system rol
 user turn followed by a blank line (the authors' ``_nosys`` variant); plain-text prompts get it prepended the same
 way. At inference the policy is conditioned on the top score, 10 (``condition_on_top_score``). Only the training
 split is augmented: evaluation data keeps its prompts (``split``), as the authors leave ``test_prefs`` unchanged.
+A model whose context cannot hold the authors' sentence (the tiny world's 64 positions) takes a shorter
+``template`` with the same ``{score}`` field (``augment: {template: "goal {score}"}``); the method is unchanged.
 
 Run::
 
@@ -44,9 +46,11 @@ def format_score(score: float) -> str:
     return str(int(score)) if float(score).is_integer() else str(score)
 
 
-def goal_text(score: float) -> str:
+def goal_text(score: float, template: str = GOAL_TEMPLATE) -> str:
     """The system prompt that asks for a response of this overall score."""
-    return GOAL_TEMPLATE.format(score=format_score(score))
+    if "{score}" not in template:
+        raise ValueError(f"goal template must contain the field {{score}}, got {template!r}")
+    return template.format(score=format_score(score))
 
 
 def rescale(score: float, source: tuple[float, float], *, decimals: int | None = 1) -> float:
@@ -69,9 +73,9 @@ def supports_system_role(tokenizer) -> bool:
     return marker in text
 
 
-def condition_prompt(prompt, score: float, *, system_role: bool = True):
+def condition_prompt(prompt, score: float, *, system_role: bool = True, template: str = GOAL_TEMPLATE):
     """``prompt`` with the goal of ``score`` stated: system message, or prepended to the first user turn / text."""
-    goal = goal_text(score)
+    goal = goal_text(score, template)
     if not is_messages(prompt):
         return f"{goal}\n\n{prompt}"
     messages = [dict(m) for m in prompt]
@@ -87,9 +91,10 @@ def condition_prompt(prompt, score: float, *, system_role: bool = True):
     raise ValueError("a chat prompt without a user message cannot carry the goal")
 
 
-def condition_on_top_score(prompt, *, system_role: bool | None = None, tokenizer=None, top: float = TOP_SCORE):
+def condition_on_top_score(prompt, *, system_role: bool | None = None, tokenizer=None, top: float = TOP_SCORE,
+                           template: str = GOAL_TEMPLATE):
     """The inference-time prompt: conditioned on the best score of the scale (10), as the authors evaluate."""
-    return condition_prompt(prompt, top, system_role=_system_role(system_role, tokenizer))
+    return condition_prompt(prompt, top, system_role=_system_role(system_role, tokenizer), template=template)
 
 
 def _system_role(system_role: bool | None, tokenizer) -> bool:
@@ -120,10 +125,10 @@ def _goal_score(raw: float, source, index: int, field: str, decimals: int | None
     return value
 
 
-def _row(record: dict, order: list[int], score: float, system_role: bool, tag: str) -> dict:
+def _row(record: dict, order: list[int], score: float, system_role: bool, tag: str, template: str) -> dict:
     segments = record.get("segments")
     return {
-        "prompt": condition_prompt(record["prompt"], score, system_role=system_role),
+        "prompt": condition_prompt(record["prompt"], score, system_role=system_role, template=template),
         "responses": [record["responses"][i] for i in order],
         "scores": [1.0, 0.0],
         "weight": record.get("weight"),
@@ -134,7 +139,7 @@ def _row(record: dict, order: list[int], score: float, system_role: bool, tag: s
 
 def reward_augment(records: list[dict], *, source_scale: tuple[float, float] | None = None, split: str = "train",
                    system_role: bool | None = None, tokenizer=None, decimals: int | None = 1,
-                   keep_ties: bool = False) -> tuple[list[dict], DataReport]:
+                   keep_ties: bool = False, template: str | None = None) -> tuple[list[dict], DataReport]:
     """Two goal-conditioned rows per scored pair (see the module docstring).
 
     Args:
@@ -152,6 +157,7 @@ def reward_augment(records: list[dict], *, source_scale: tuple[float, float] | N
             scores, so UltraFeedback pairs with tied scores are relabelled like any other). False drops the pair
             as a tie: two rows that teach opposite preferences under one goal cancel each other's first-order
             gradient and cost two forward passes.
+        template: the goal sentence with a ``{score}`` field (None: the authors' ``GOAL_TEMPLATE``).
     Returns:
         (rows, report): rows interleaved per pair as [goal r_w row, goal r_l row]; a tied pair is kept or dropped
         (``keep_ties``), and a pair whose raw scores contradict its label (r_w < r_l) is dropped as
@@ -164,6 +170,8 @@ def reward_augment(records: list[dict], *, source_scale: tuple[float, float] | N
         report.kept = len(records)
         return [dict(r) for r in records], report
     system = _system_role(system_role, tokenizer)
+    template = template or GOAL_TEMPLATE
+    goal_text(TOP_SCORE, template)  # a template without {score} fails here, before any row is built
     out: list[dict] = []
     for index, record in enumerate(records):
         chosen, rejected, r_w, r_l = _raw_scores(record, index)
@@ -174,7 +182,7 @@ def reward_augment(records: list[dict], *, source_scale: tuple[float, float] | N
         elif goal_w < goal_l:
             report.drop("raw_scores_disagree")
         else:
-            out.append(_row(record, [chosen, rejected], goal_w, system, "goal_chosen"))
-            out.append(_row(record, [rejected, chosen], goal_l, system, "goal_rejected"))
+            out.append(_row(record, [chosen, rejected], goal_w, system, "goal_chosen", template))
+            out.append(_row(record, [rejected, chosen], goal_l, system, "goal_rejected", template))
     report.kept = len(out)
     return out, report

@@ -146,3 +146,13 @@ def test_inference_conditions_on_the_top_score():
     assert condition_on_top_score("q") == goal_10 + "\n\nq"
     assert condition_on_top_score([{"role": "user", "content": "q"}], system_role=False) == [
         {"role": "user", "content": goal_10 + "\n\nq"}]
+
+
+def test_a_short_template_replaces_the_sentence_in_training_rows_and_at_inference():
+    rows, _ = reward_augment([pair([{"role": "user", "content": "q"}], scores=(1.0, 0.25))], source_scale=(0, 1),
+                             system_role=True, template="goal {score}")
+    assert [r["prompt"][0] for r in rows] == [{"role": "system", "content": "goal 10"},
+                                              {"role": "system", "content": "goal 3.2"}]
+    assert condition_on_top_score("q", template="goal {score}") == "goal 10\n\nq"
+    with pytest.raises(ValueError, match="must contain the field"):
+        reward_augment([pair("q")], template="goal")
