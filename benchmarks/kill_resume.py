@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append({"stage": stage, "killed_exit": killed, "resumed_exit": resumed, "max_abs_dw": delta,
                      "steps": summary["steps"], "duplicate_metric_rows": len(steps) - len(set(steps))})
         print(json.dumps(rows[-1]), flush=True)
-    print(f"\n| killed during | exit | resumed | max abs Δw vs uninterrupted | steps | duplicate metrics rows |\n"
+    print("\n| killed during | exit | resumed | max abs Δw vs uninterrupted | steps | duplicate metrics rows |\n"
           "|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['stage']} | {r['killed_exit']} | {r['resumed_exit']} | {r['max_abs_dw']:.3g} | {r['steps']} | "
