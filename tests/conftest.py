@@ -59,6 +59,14 @@ def model_dir(tmp_path):
     return path
 
 
+def accelerate_launch() -> list[str]:
+    """``accelerate launch`` of 2 CPU processes (gloo) on a free port; append ``-m module`` and its arguments."""
+    import shutil
+
+    return [shutil.which("accelerate"), "launch", "--multi_gpu", "--main_process_port", str(free_port()),
+            "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+
+
 def free_port() -> int:
     """A free TCP port for a 2-process ``accelerate launch`` (the default 29500 may be taken by another run)."""
     with socket.socket() as s:

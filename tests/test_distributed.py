@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import accelerate_launch
 from tests.test_cli import local_run  # noqa: F401  (fixture)
 
 
@@ -23,9 +23,7 @@ def _losses(path):
 def test_two_processes_match_one_with_the_same_global_batch(local_run, tmp_path):  # noqa: F811
     common = [a for a in local_run if not a.startswith(("output_dir=", "train.per_device_batch_size="))]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    launch = [shutil.which("accelerate"), "launch", "--multi_gpu", "--main_process_port", str(free_port()),
-              "--num_processes", "2", "--num_machines", "1",
-              "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "prefopt.train"]
+    launch = [*accelerate_launch(), "-m", "prefopt.train"]
     two = subprocess.run([*launch, *common, "train.per_device_batch_size=2", f"output_dir={tmp_path / 'two'}"],
                          env=env, capture_output=True, text=True, timeout=300)
     assert two.returncode == 0, two.stderr[-3000:]
@@ -48,9 +46,7 @@ def test_a_round_on_two_processes_has_the_data_of_one(tmp_path, monkeypatch):
     common = ["recipe=dpo", "data.n_prompts=20", "generation.k=4", "generation.batch_size=8", "train.max_steps=1",
               "eval.n_prompts=8", "eval.samples_per_prompt=2", "reference.mode=precomputed", "ches.drop_fraction=0.25"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PREFOPT_CACHE": str(tmp_path / "cache-two")}
-    launch = [shutil.which("accelerate"), "launch", "--multi_gpu", "--main_process_port", str(free_port()),
-              "--num_processes", "2", "--num_machines", "1",
-              "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "prefopt.train"]
+    launch = [*accelerate_launch(), "-m", "prefopt.train"]
     two = subprocess.run([*launch, *common, "train.per_device_batch_size=2", f"output_dir={tmp_path / 'two'}"],
                          env=env, capture_output=True, text=True, timeout=300)
     assert two.returncode == 0, two.stderr[-3000:]

@@ -10,7 +10,7 @@ import subprocess
 import pytest
 import torch
 
-from tests.conftest import free_port
+from tests.conftest import accelerate_launch
 from tests.distributed_stages import stage_outputs
 
 WORKER = ["-m", "tests.distributed_stages"]  # as a module: a script's folder (tests/) would shadow the losses package
@@ -19,9 +19,7 @@ WORKER = ["-m", "tests.distributed_stages"]  # as a module: a script's folder (t
 @pytest.mark.skipif(shutil.which("accelerate") is None, reason="accelerate CLI not on PATH")
 def test_every_sharded_stage_equals_one_process(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    launch = [shutil.which("accelerate"), "launch", "--multi_gpu", "--main_process_port", str(free_port()),
-              "--num_processes", "2", "--num_machines", "1",
-              "--mixed_precision", "no", "--dynamo_backend", "no"]
+    launch = accelerate_launch()
     done = subprocess.run([*launch, *WORKER, str(tmp_path / "two" / "out.json")], env=env, capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -14,7 +14,7 @@ import subprocess
 
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import accelerate_launch
 
 WORKER = ["-m", "tests.fsdp_worker"]  # as a module: a script's folder (tests/) would shadow the losses package
 
@@ -22,9 +22,7 @@ WORKER = ["-m", "tests.fsdp_worker"]  # as a module: a script's folder (tests/) 
 @pytest.mark.skipif(shutil.which("accelerate") is None, reason="accelerate CLI not on PATH")
 def test_fsdp_reaches_the_ddp_weights_for_dpo_and_rrpo(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    launch = [shutil.which("accelerate"), "launch", "--multi_gpu", "--main_process_port", str(free_port()),
-              "--num_processes", "2", "--num_machines", "1",
-              "--mixed_precision", "no", "--dynamo_backend", "no"]
+    launch = accelerate_launch()
     out = tmp_path / "fsdp.json"
     done = subprocess.run([*launch, *WORKER, str(out), "dpo", "rrpo"], env=env, capture_output=True, text=True,
                           timeout=300)
