@@ -124,7 +124,8 @@ def train_round(cfg: DictConfig, policy, tokenizer, data: RoundData, paths: Roun
                 tracker: Tracker | None = None):
     """Train round ``index`` on ``data``; ``initial`` (the run's first policy) is the reference when given."""
     collator = ListCollator(pad_token_id=tokenizer.pad_token_id, max_length=cfg.data.max_length,
-                            truncation_mode=cfg.data.truncation_mode)
+                            truncation_mode=cfg.data.truncation_mode, shared_prompt=cfg.train.shared_prompt,
+                            padding_free=cfg.train.padding_free)
     with stage("reference", f"round {index} reference") as s:
         ref_model, features = _reference(cfg, policy, data.features, collator, initial)
         s.note = _reference_note(cfg, len(features))

@@ -1,8 +1,11 @@
-"""Batch B preference lists of up to K responses into one padded (N, L) forward, N = number of responses.
+"""Batch B preference lists of up to K responses for one forward.
 
-Only responses that exist are forwarded (a ragged list costs nothing for its missing slots). Rows are ordered
-slot-major, so a batch of pairs is [all chosen..., all rejected...] like TRL's DPO collator, and sequences are
-truncated per row the way TRL does (``keep_start`` or ``keep_end`` of prompt+response).
+Two layouts. Packed (``shared_prompt`` and/or ``padding_free``, see ``prefopt.trainer.packing``): each list's
+prompt once and its responses after it under a block mask, one row per list or one row per batch. Per-sequence
+(both off; the reference path of the parity tests): one padded (N, L) row per response, N = number of responses,
+ordered slot-major, so a batch of pairs is [all chosen..., all rejected...] like TRL's DPO collator. Either way
+only responses that exist are forwarded (a ragged list costs nothing for its missing slots), and every
+prompt+response sequence is truncated the way TRL does (``keep_start`` or ``keep_end``).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import torch
 from torch import Tensor
 
 from prefopt.tensors import pad_rows
+from prefopt.trainer.packing import pack_lists
 
 
 @dataclass
@@ -22,12 +26,15 @@ class ListCollator:
 
     A feature is ``{"prompt_ids": [int], "response_ids": [[int]] * K, "scores": [float] * K}`` with optional
     ``"weight": float``, ``"segment_ids": [[int]] * K`` (aligned with response_ids) and ``"ref_logps": [float] * K``.
+    ``shared_prompt``: encode each list's prompt once (packed rows); ``padding_free``: the whole batch in one row.
     """
 
     pad_token_id: int
     max_length: int | None = None
     truncation_mode: str = "keep_start"
     pad_to_multiple_of: int | None = None
+    shared_prompt: bool = True
+    padding_free: bool = False
 
     def _cut(self, seq: list[int]) -> list[int]:
         if self.max_length is None or len(seq) <= self.max_length:
@@ -39,6 +46,23 @@ class ListCollator:
         raise ValueError(f"truncation_mode must be 'keep_start' or 'keep_end', got {self.truncation_mode!r}")
 
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, Tensor]:
+        if self.shared_prompt or self.padding_free:
+            batch = pack_lists(features, self._cut, shared_prompt=self.shared_prompt, padding_free=self.padding_free,
+                               pad_token_id=self.pad_token_id, pad_to_multiple_of=self.pad_to_multiple_of)
+        else:
+            batch = self._per_sequence(features)
+        k_max = max(len(f["response_ids"]) for f in features)
+        mask = torch.zeros(len(features), k_max, dtype=torch.bool)
+        mask[batch["list_index"], batch["slot"]] = True
+        batch["mask"] = mask
+        batch["scores"] = self._grid(features, "scores")
+        if "ref_logps" in features[0]:
+            batch["ref_logps"] = self._grid(features, "ref_logps")
+        if features[0].get("weight") is not None:
+            batch["weight"] = torch.tensor([f["weight"] for f in features], dtype=torch.float32)
+        return batch
+
+    def _per_sequence(self, features: list[dict[str, Any]]) -> dict[str, Tensor]:
         k_max = max(len(f["response_ids"]) for f in features)
         ids, completion, segs, list_index, slot = [], [], [], [], []
         for k in range(k_max):  # slot-major: [slot 0 of every list, slot 1 of every list, ...]
@@ -60,14 +84,6 @@ class ListCollator:
             "list_index": torch.tensor(list_index, dtype=torch.long),
             "slot": torch.tensor(slot, dtype=torch.long),
         }
-        mask = torch.zeros(len(features), k_max, dtype=torch.bool)
-        mask[batch["list_index"], batch["slot"]] = True
-        batch["mask"] = mask
-        batch["scores"] = self._grid(features, "scores")
-        if "ref_logps" in features[0]:
-            batch["ref_logps"] = self._grid(features, "ref_logps")
-        if features[0].get("weight") is not None:
-            batch["weight"] = torch.tensor([f["weight"] for f in features], dtype=torch.float32)
         if segs:
             batch["segments"] = pad_rows(segs, 0, multiple_of=self.pad_to_multiple_of)[0]
         return batch

@@ -2,8 +2,9 @@
 
 Checkpointing, resume, gradient accumulation, mixed precision, accelerate/DeepSpeed/FSDP and logging come from
 ``transformers.Trainer``. This class owns what is particular to preference learning: the forward over all B·K
-responses, the reference log-probs (frozen model, adapter off, or precomputed), the loss call through the
-registry (``losses.get_loss``; the trainer never looks at a loss's name), and the metrics.
+responses (each list's prompt encoded once where the model can take a block mask: ``prefopt.trainer.packing``),
+the reference log-probs (frozen model, adapter off, or precomputed), the loss call through the registry
+(``losses.get_loss``; the trainer never looks at a loss's name), and the metrics.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from prefopt.trainer.logps import (
     token_kl,
 )
 from prefopt.trainer.metrics import preference_metrics
+from prefopt.trainer.packing import adapt_collator, per_response
 from prefopt.trainer.reference import adapter_off
 from prefopt.trainer.safety import NonFiniteError, NonFiniteGuard, model_is_finite, nonfinite_message
 
@@ -60,6 +62,7 @@ class PreferenceTrainer(Trainer):
             raise ValueError(f"loss {loss!r}: " + "; ".join(problems))
         self.loss_kwargs = {**self.loss_spec.defaults, **(loss_kwargs or {})}
         args.remove_unused_columns = False
+        collator = adapt_collator(collator, model, ref_model)  # per-sequence rows where a model cannot pack
         ensure_fused_head(model)
         super().__init__(model=model, args=args, data_collator=collator, train_dataset=train_dataset,
                          eval_dataset=eval_dataset, processing_class=processing_class,
@@ -80,25 +83,24 @@ class PreferenceTrainer(Trainer):
 
     # ---- forward -------------------------------------------------------------------------------------------
     def _token_logps(self, model, inputs: dict[str, Tensor]) -> tuple[Tensor, Tensor | None, Tensor | None]:
-        """Per-token policy and reference log-probs (N, L-1), and per-token KL(ref || policy) when the loss asks."""
-        cols = (inputs["input_ids"], inputs["attention_mask"], inputs["completion_mask"])
+        """Per-token policy and reference log-probs (R, L-1), and per-token KL(ref || policy) when the loss asks."""
         needs_live_ref = self.loss_spec.needs_ref and "ref_logps" not in inputs
         if needs_live_ref and self.ref_model is None and not self._is_peft():
             raise ValueError("the loss needs a reference: pass ref_model, use a PEFT policy, or precompute ref_logps")
         ref_model = self.ref_model if self.ref_model is not None else self.model
         if not self.loss_spec.needs_token_kl:
-            policy = response_token_logps(model, *cols)
+            policy = response_token_logps(model, inputs)
             ref = None
             if needs_live_ref:
                 with self._reference_mode():
-                    ref = response_token_logps(ref_model, *cols)
+                    ref = response_token_logps(ref_model, inputs)
             return policy, ref, None
         # Full-vocabulary path: logits only at response positions, for both models.
-        policy_logits = response_logits(model, *cols)
+        policy_logits = response_logits(model, inputs)
         with self._reference_mode():
-            ref_logits = response_logits(ref_model, *cols)
-        mask = cols[2]
-        return (logps_from_logits(policy_logits, cols[0], mask), logps_from_logits(ref_logits, cols[0], mask),
+            ref_logits = response_logits(ref_model, inputs)
+        ids, mask = inputs["input_ids"], inputs["completion_mask"]
+        return (logps_from_logits(policy_logits, ids, mask), logps_from_logits(ref_logits, ids, mask),
                 per_token(token_kl(ref_logits, policy_logits), mask))
 
     def _is_peft(self) -> bool:
@@ -114,8 +116,10 @@ class PreferenceTrainer(Trainer):
 
     def preference_logps(self, model, inputs: dict[str, Tensor]) -> PreferenceLogps:
         """Run the forward(s) and build the loss input, with only the fields the registered loss needs."""
-        policy_tok, ref_tok, kl = self._token_logps(model, inputs)
-        tmask = inputs["completion_mask"][:, 1:].bool()
+        # (R, L-1) per prediction → (N, T) per response (identity for per-sequence rows) → (B, K, ...) per list
+        tokens = [None if v is None else per_response(v, inputs) for v in self._token_logps(model, inputs)]
+        policy_tok, ref_tok, kl = tokens
+        tmask = per_response(inputs["completion_mask"][:, 1:].bool(), inputs)
         lists = lambda v: ListCollator.to_lists(v, inputs)
         policy = lists((policy_tok * tmask).sum(1))
         ref = lists((ref_tok * tmask).sum(1)) if ref_tok is not None else inputs.get("ref_logps")
@@ -125,7 +129,7 @@ class PreferenceTrainer(Trainer):
         if spec.needs_segments:
             if "segments" not in inputs:
                 raise ValueError("this loss needs refined segments: the data collator produced no 'segments'")
-            fields["segments"] = lists(inputs["segments"][:, 1:])
+            fields["segments"] = lists(per_response(inputs["segments"][:, 1:], inputs))
         if spec.needs_token_kl:
             fields["token_kl"] = lists(kl)
         return PreferenceLogps(policy=policy, ref=ref, scores=inputs["scores"], mask=inputs["mask"],

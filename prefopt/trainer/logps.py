@@ -21,6 +21,7 @@ from trl.trainer.utils import add_fused_lm_head
 from prefopt.data.tokenize import tokenize_list
 from prefopt.tensors import eval_mode
 from prefopt.trainer.collate import ListCollator
+from prefopt.trainer.packing import adapt_collator, is_packed, packed_attention_mask, per_response
 
 
 def _core(model):
@@ -57,37 +58,52 @@ def frozen_copy(model):
     return clone.requires_grad_(False).eval()
 
 
-def response_token_logps(model, input_ids: Tensor, attention_mask: Tensor, completion_mask: Tensor) -> Tensor:
-    """log π(y_t | x, y_<t) at every response token.
+def model_inputs(model, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+    """The forward's ``input_ids``/``attention_mask`` (and ``position_ids`` for a packed batch) on ``model``."""
+    if not is_packed(batch):
+        return {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+    return {"input_ids": batch["input_ids"], "attention_mask": packed_attention_mask(model, batch),
+            "position_ids": batch["position_ids"]}
 
-    Args:
-        input_ids, attention_mask, completion_mask: (N, L); completion_mask is 1 on response tokens.
+
+def response_token_logps(model, batch: dict[str, Tensor]) -> Tensor:
+    """log π(y_t | x, y_<t) at every response token of a collated batch (per-sequence or packed).
+
     Returns:
-        (N, L - 1) float32 log-probs aligned with ``completion_mask[:, 1:]`` (0 elsewhere).
+        (R, L - 1) float32 log-probs aligned with ``completion_mask[:, 1:]`` (0 elsewhere); ``per_response`` maps
+        them to (N, T).
     """
+    input_ids, completion_mask = batch["input_ids"], batch["completion_mask"]
     vocab = _core(model).get_output_embeddings().weight.shape[0]
     if int(completion_mask[:, 1:].sum()) * vocab <= DIRECT_LOGITS_MAX:
-        return logps_from_logits(response_logits(model, input_ids, attention_mask, completion_mask), input_ids,
-                                 completion_mask)
+        return logps_from_logits(response_logits(model, batch), input_ids, completion_mask)
     ensure_fused_head(model)
     labels = input_ids.masked_fill(completion_mask == 0, -100)
-    out = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels, fused_lm_head=True,
-                use_cache=False)
+    out = model(**model_inputs(model, batch), labels=labels, fused_lm_head=True, use_cache=False)
     return out.log_probs[:, -(input_ids.shape[1] - 1):].float()  # prompt-learning PEFT prepends virtual tokens
 
 
-def response_logits(model, input_ids: Tensor, attention_mask: Tensor, completion_mask: Tensor) -> Tensor:
+def response_hidden_states(model, batch: dict[str, Tensor]) -> Tensor:
+    """Last-layer hidden states (after the final norm: the LM head's input) at the positions that predict a
+    response token.
+
+    Returns:
+        (M, D) in the model's dtype, M = number of response tokens, ordered as ``completion_mask[:, 1:].nonzero()``.
+    """
+    input_ids = batch["input_ids"]
+    # Through the (possibly DDP/PEFT-wrapped) forward; the model itself projects only its last position.
+    out = model(**model_inputs(model, batch), output_hidden_states=True, logits_to_keep=1, use_cache=False)
+    hidden = out.hidden_states[-1][:, -input_ids.shape[1]:]  # after the final norm; drops PEFT virtual tokens
+    return hidden[:, :-1][batch["completion_mask"][:, 1:].bool()]
+
+
+def response_logits(model, batch: dict[str, Tensor]) -> Tensor:
     """Full-vocabulary logits at the positions that predict a response token.
 
     Returns:
         (M, V) float32 logits, M = number of response tokens, ordered as ``completion_mask[:, 1:].nonzero()``.
     """
-    # Through the (possibly DDP/PEFT-wrapped) forward; the model itself projects only its last position.
-    out = model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True, logits_to_keep=1,
-                use_cache=False)
-    hidden = out.hidden_states[-1][:, -input_ids.shape[1]:]  # after the final norm; drops PEFT virtual tokens
-    predicts = completion_mask[:, 1:].bool()
-    return _core(model).get_output_embeddings()(hidden[:, :-1][predicts]).float()
+    return _core(model).get_output_embeddings()(response_hidden_states(model, batch)).float()
 
 
 def logps_from_logits(logits: Tensor, input_ids: Tensor, completion_mask: Tensor) -> Tensor:
@@ -97,9 +113,11 @@ def logps_from_logits(logits: Tensor, input_ids: Tensor, completion_mask: Tensor
 
 
 def per_token(values: Tensor, completion_mask: Tensor) -> Tensor:
-    """(M,) values at the response tokens → (N, L - 1), 0 off the response."""
+    """(M, ...) values at the response tokens → (R, L - 1, ...), 0 off the response."""
     predicts = completion_mask[:, 1:].bool()
-    return torch.zeros(predicts.shape, dtype=values.dtype, device=values.device).masked_scatter(predicts, values)
+    out = torch.zeros((*predicts.shape, *values.shape[1:]), dtype=values.dtype, device=values.device)
+    out[predicts] = values
+    return out
 
 
 def token_kl(ref_logits: Tensor, policy_logits: Tensor) -> Tensor:
@@ -117,24 +135,50 @@ def list_features(tokenizer, prompts: list, responses: list[list]) -> list[dict]
     return out
 
 
-@torch.no_grad()
-def feature_logps(model, features: list[dict], collator: ListCollator, *, batch_size: int = 16,
-                  average: bool = False, desc: str | None = None) -> list[list[float]]:
-    """Summed (or per-token mean) response log-probs of tokenized lists, batched; the model's mode is restored."""
+def _feature_batches(model, features: list[dict], collator: ListCollator, batch_size: int, desc: str | None):
+    """Yield (chunk, collated batch on the model's device) in eval mode; the model's mode is restored."""
     device = next(model.parameters()).device
-    out: list[list[float]] = []
+    collator = adapt_collator(collator, model)
     with eval_mode(model):
         for start in tqdm(range(0, len(features), batch_size), desc=desc, disable=desc is None):
             chunk = features[start:start + batch_size]
-            batch = collator(chunk)
-            mask = batch["completion_mask"][:, 1:].to(device)
-            per_token = response_token_logps(model, *(batch[k].to(device) for k in
-                                                      ("input_ids", "attention_mask", "completion_mask")))
-            seq = (per_token * mask).sum(1)
-            if average:
-                seq = seq / mask.sum(1).clamp(min=1)
-            grid = collator.to_lists(seq.cpu(), batch)
-            out.extend(row[: len(f["response_ids"])] for row, f in zip(grid.tolist(), chunk, strict=True))
+            yield chunk, {k: v.to(device) for k, v in collator(chunk).items()}
+
+
+def _by_list(values: Tensor, batch: dict[str, Tensor], chunk: list[dict]) -> list[list]:
+    grid = ListCollator.to_lists(values.cpu(), {k: batch[k].cpu() for k in ("mask", "list_index", "slot")})
+    return [row[: len(f["response_ids"])] for row, f in zip(grid.tolist(), chunk, strict=True)]
+
+
+@torch.no_grad()
+def feature_logps(model, features: list[dict], collator: ListCollator, *, batch_size: int = 16,
+                  average: bool = False, desc: str | None = None) -> list[list[float]]:
+    """Summed (or per-token mean) response log-probs of tokenized lists, batched; the model's mode is restored.
+
+    The collator's layout is used where the model can run it (``shared_prompt``: each prompt encoded once).
+    """
+    out: list[list[float]] = []
+    for chunk, batch in _feature_batches(model, features, collator, batch_size, desc):
+        mask = per_response(batch["completion_mask"][:, 1:], batch)  # (N, T)
+        seq = (per_response(response_token_logps(model, batch), batch) * mask).sum(1)  # (N,)
+        if average:
+            seq = seq / mask.sum(1).clamp(min=1)
+        out.extend(_by_list(seq, batch, chunk))
+    return out
+
+
+@torch.no_grad()
+def feature_hidden_sums(model, features: list[dict], collator: ListCollator, *, batch_size: int = 16,
+                        desc: str | None = None) -> list[list[Tensor]]:
+    """Σ_t h_t of each response: the last-layer hidden states (after the final norm) at the positions that
+    predict its tokens, summed; float32 on the CPU, (D,) per response. CHES's S(y) (``prefopt.ches.score``)."""
+    out: list[list[Tensor]] = []
+    for chunk, batch in _feature_batches(model, features, collator, batch_size, desc):
+        hidden = response_hidden_states(model, batch).float()  # (M, D)
+        grid = per_token(hidden, batch["completion_mask"])  # (R, L - 1, D)
+        sums = per_response(grid, batch).sum(1).cpu()  # (N, D)
+        lists = ListCollator.to_lists(sums, {k: batch[k].cpu() for k in ("mask", "list_index", "slot")})
+        out.extend(list(lists[b, : len(f["response_ids"])]) for b, f in enumerate(chunk))
     return out
 
 

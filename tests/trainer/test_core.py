@@ -161,12 +161,11 @@ def test_direct_and_fused_log_prob_paths_agree_with_gradients(monkeypatch):
 
     _, feats = _features()
     batch = ListCollator(pad_token_id=0)(feats[:3])
-    cols = (batch["input_ids"], batch["attention_mask"], batch["completion_mask"])
     results = []
     for limit in (2**40, 0):  # direct, then fused
         monkeypatch.setattr(logps, "DIRECT_LOGITS_MAX", limit)
         model = make_model(seed=6)
-        out = logps.response_token_logps(model, *cols)
+        out = logps.response_token_logps(model, batch)
         (out * torch.arange(out.shape[1])).sum().backward()  # position-weighted, so every token's grad counts
         results.append((out.detach(), [p.grad.clone() for p in model.parameters()]))
     (direct, g_direct), (fused, g_fused) = results
@@ -183,16 +182,15 @@ def test_a_frozen_copy_computes_with_its_own_weights_after_the_fused_head_is_att
 
     _, feats = _features()
     batch = ListCollator(pad_token_id=0)(feats[:2])
-    cols = (batch["input_ids"], batch["attention_mask"], batch["completion_mask"])
     policy = make_model(seed=7)
     ensure_fused_head(policy)
     ref = frozen_copy(policy)
     with torch.no_grad():
-        before = response_token_logps(ref, *cols)
+        before = response_token_logps(ref, batch)
         for p in policy.parameters():  # train the policy away from the copy
             p.add_(0.1)
-        after = response_token_logps(ref, *cols)
-        moved = response_token_logps(policy, *cols)
+        after = response_token_logps(ref, batch)
+        moved = response_token_logps(policy, batch)
     torch.testing.assert_close(after, before)
     assert not torch.allclose(moved, before)
     assert not any(p.requires_grad for p in ref.parameters())
