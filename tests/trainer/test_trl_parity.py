@@ -1,9 +1,11 @@
-"""prefopt's `dpo` must match TRL's DPOTrainer (sigmoid loss) number for number on the same model, data and seed."""
+"""prefopt's `dpo` must match TRL's DPOTrainer (sigmoid loss) number for number on the same model, data and seed, with
+per-sequence rows and with each pair's prompt encoded once (shared prompt, packed with and without padding)."""
 
 from __future__ import annotations
 
 import copy
 
+import pytest
 import torch
 from datasets import Dataset
 from transformers import TrainingArguments
@@ -24,7 +26,7 @@ COMMON = dict(per_device_train_batch_size=4, max_steps=5, learning_rate=5e-3, se
               bf16=False, gradient_checkpointing=True)  # TRL defaults to bf16 autocast; parity is in fp32
 
 
-def _trainers(tmp_path):
+def _trainers(tmp_path, layout):
     tokenizer = make_tokenizer()
     base = make_model(seed=3)
     trl_args = DPOConfig(output_dir=str(tmp_path / "trl"), beta=0.1, loss_type=["sigmoid"], **COMMON)
@@ -35,13 +37,16 @@ def _trainers(tmp_path):
     ours = PreferenceTrainer(copy.deepcopy(base), TrainingArguments(output_dir=str(tmp_path / "ours"), **COMMON),
                              loss="dpo", loss_kwargs={"beta": 0.1}, ref_model=copy.deepcopy(base),
                              collator=ListCollator(pad_token_id=tokenizer.pad_token_id,
-                                                   max_length=trl_args.max_length),
+                                                   max_length=trl_args.max_length, **layout),
                              train_dataset=features, processing_class=tokenizer)
     return trl_trainer, ours
 
 
-def test_first_step_loss_and_weights_after_five_steps_match_trl(tmp_path):
-    trl_trainer, ours = _trainers(tmp_path)
+@pytest.mark.parametrize("layout", [dict(shared_prompt=False), dict(shared_prompt=True),
+                                    dict(shared_prompt=True, padding_free=True)],
+                         ids=["per_sequence", "shared_prompt", "shared_prompt+padding_free"])
+def test_first_step_loss_and_weights_after_five_steps_match_trl(tmp_path, layout):
+    trl_trainer, ours = _trainers(tmp_path, layout)
     trl_batch = next(iter(trl_trainer.get_train_dataloader()))
     our_batch = next(iter(ours.get_train_dataloader()))
     trl_loss = trl_trainer.compute_loss(trl_trainer.model, trl_batch)
