@@ -12,10 +12,10 @@ from transformers import Qwen2Config, Qwen2ForCausalLM, TrainingArguments
 from transformers.masking_utils import sdpa_mask
 
 import prefopt.trainer.logps as logps
+from prefopt.data.features import tokenize_records
 from prefopt.trainer.collate import ListCollator
 from prefopt.trainer.core import PreferenceTrainer
 from prefopt.trainer.packing import adapt_collator, block_mask_function, pack_lists, per_response
-from prefopt.trainer.prepare import tokenize_records
 from tests.conftest import make_model, make_tokenizer
 
 PER_SEQUENCE = dict(shared_prompt=False, padding_free=False)
