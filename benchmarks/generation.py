@@ -2,11 +2,17 @@
 
     python -m benchmarks.generation                  # about half a minute on 2 CPU cores
     python -m benchmarks.generation --threads 1 2    # torch intra-op threads to compare (default: 1 and all)
+    python -m benchmarks.generation --prefill        # K samples of long prompts: shared prefill against K prefills
 
 Prints responses/s and generated tokens/s (EOS included) of ``prefopt.rounds.generate.sample`` on the shipped base
 policy, sampling at temperature 1 with the world's ``MAX_NEW_TOKENS``: batched (the whole request split into
 batches of ``--batch``) and sequential (batch size 1, on fewer prompts so it stays short). Each figure is the best
 of ``--repeats`` runs after one warm-up run, which is the least disturbed by other processes on a shared machine.
+
+``--prefill``: ``--k`` samples (default 8) of each of ``--prompts`` prompts of ``--prompt-len`` random tokens on
+``benchmarks/trainer.py``'s Llama 4x256 (vocab 8192), exactly ``--new-tokens`` new tokens each, with the prompt's
+prefill run once and its KV cache repeated K times (``prefopt.rounds.generate._generate``, what ``sample`` does)
+against K full prefills (plain ``generate`` on K copies); process CPU time, best of ``--repeats``.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import torch
 if os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
     sys.path.pop(0)
 
-from prefopt.rounds.generate import sample  # noqa: E402
+from prefopt.rounds.generate import _generate, _generation_kwargs, sample  # noqa: E402
 from prefopt.world import tasks  # noqa: E402
 from prefopt.world.model import load_base_policy  # noqa: E402
 
@@ -51,15 +57,52 @@ def measure(model, tokenizer, prompts, *, batch_size: int, k: int, repeats: int)
     return len(prompts) * k / best, n_tokens / best
 
 
+def prefill(args) -> None:
+    """Shared prefill against K prefills (see the module docstring)."""
+    import random
+
+    from benchmarks.trainer import _model, _tokenizer
+
+    torch.set_num_threads((args.threads or [1])[0])
+    bench = argparse.Namespace(vocab=8192, hidden=256, layers=4)
+    model, tokenizer = _model(bench).eval(), _tokenizer(bench.vocab)
+    rng = random.Random(0)
+    ids = torch.tensor([[rng.randrange(3, bench.vocab) for _ in range(args.prompt_len)] for _ in range(args.prompts)])
+    mask = torch.ones_like(ids)
+    kwargs = {**_generation_kwargs(tokenizer, args.new_tokens, 1.0, 1.0), "min_new_tokens": args.new_tokens}
+    print(f"Llama 4x256: {args.prompts} prompts x K={args.k}, {args.prompt_len}-token prompts, {args.new_tokens} new "
+          f"tokens, {torch.get_num_threads()} thread(s), load average {os.getloadavg()[0]:.1f}")
+    seconds = {}
+    for shared in (False, True):
+        run = lambda: _generate(model, ids, mask, args.k, kwargs, shared_prefill=shared)  # noqa: B023
+        run()
+        best = float("inf")
+        for _ in range(args.repeats):
+            start = time.process_time()
+            run()
+            best = min(best, time.process_time() - start)
+        seconds[shared] = best
+        name = "shared prefill" if shared else f"{args.k} prefills"
+        print(f"  {name:<16}{best:8.2f} s CPU{args.prompts * args.k * args.new_tokens / best:10.0f} new tokens/s")
+    print(f"  speed-up: {seconds[False] / seconds[True]:.2f}x")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--prompts", type=int, default=256, help="prompts for the batched runs")
-    parser.add_argument("--k", type=int, default=4, help="responses per prompt in the batched runs")
+    parser.add_argument("--prompts", type=int, default=None, help="prompts for the batched runs (256; --prefill: 8)")
+    parser.add_argument("--k", type=int, default=None, help="responses per prompt (4; --prefill: 8)")
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--sequential-prompts", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, nargs="*", default=None)
+    parser.add_argument("--prefill", action="store_true", help="shared prefill against K prefills (only)")
+    parser.add_argument("--prompt-len", type=int, default=256, help="--prefill: prompt tokens")
+    parser.add_argument("--new-tokens", type=int, default=32, help="--prefill: tokens generated per sample")
     args = parser.parse_args(argv)
+    args.k = args.k or (8 if args.prefill else 4)
+    args.prompts = args.prompts or (8 if args.prefill else 256)
+    if args.prefill:
+        return prefill(args)
     model, tokenizer = load_base_policy()
     prompts = tasks.make_prompts(args.prompts, seed=0, split="eval")
     threads = args.threads or sorted({1, torch.get_num_threads()})

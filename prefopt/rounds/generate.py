@@ -6,10 +6,12 @@
 Backends behind one interface:
   * ``"hf"`` (default): transformers ``generate``, batched with left padding and the KV cache. A string prompt is
     sent as one user message through the tokenizer's chat template when it has one (a list of messages always
-    is), with the generation prompt; without a template the string is tokenized as it is.
+    is), with the generation prompt; without a template the string is tokenized as it is. The K samples of a
+    prompt share its prefill: the prompt (all but its last token) runs once, its KV cache is repeated K times, and
+    ``generate`` continues from there (``_generate``).
   * ``"vllm"``: vLLM's offline ``LLM.generate`` on the same rendered token ids (``pip install prefopt[vllm]``), one
     engine per process kept for the run, the policy's weights loaded into it on each call
-    (``prefopt.rounds.vllm_engine``).
+    (``prefopt.rounds.vllm_engine``); vLLM prefills a prompt once for its K samples.
 
 Sampling is pure (temperature, top-p and an optional top-k, off by default; no repetition penalty), since
 self-generated preference data should be drawn from the policy itself. Every prompt has its own seed (``seeds``, or
@@ -69,27 +71,50 @@ def _generation_kwargs(tokenizer, max_new_tokens: int) -> dict[str, Any]:
             "top_k": None, "repetition_penalty": 1.0}
 
 
-def _sample_hf(model, tokenizer, rows: list[list[int]], *, max_new_tokens: int, temperature: float, top_p: float,
-               top_k: int, batch_size: int, seeds: list[int], progress: bool, desc: str = "generate") -> list[str]:
-    """One response per row of prompt ids, in row order; row i samples from its own stream ``seeds[i]``."""
+def _generate(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, k: int, kwargs: dict[str, Any],
+              *, shared_prefill: bool = True):
+    """``generate`` K continuations of each left-padded prompt row: (B, T) → (B·K, T + new), prompt i's rows adjacent.
+
+    With ``shared_prefill``, the prompts minus their last column run through the model once, the KV cache is
+    repeated K times (``Cache.batch_repeat_interleave``), and ``generate`` starts from the last prompt token: the
+    prefill costs B·(T − 1) tokens instead of B·K·T, for the same computation per row. The position ids are those
+    ``generate`` gives a left-padded row (cumulative attention mask), so the cache equals the one it would build.
+    """
+    ids, mask = input_ids.repeat_interleave(k, 0), attention_mask.repeat_interleave(k, 0)
+    if not shared_prefill or k == 1 or input_ids.shape[1] < 2:
+        return model.generate(input_ids=ids, attention_mask=mask, **kwargs)
+    positions = (attention_mask.long().cumsum(-1) - 1).masked_fill(attention_mask == 0, 1)
+    with torch.no_grad():
+        out = model(input_ids=input_ids[:, :-1], attention_mask=attention_mask[:, :-1],
+                    position_ids=positions[:, :-1], use_cache=True, logits_to_keep=1)
+    name = "cache" if "cache" in out else "past_key_values"  # transformers renamed it in 5.x
+    out[name].batch_repeat_interleave(k)
+    return model.generate(input_ids=ids, attention_mask=mask, **{name: out[name]}, **kwargs)
+
+
+def _sample_hf(model, tokenizer, prompt_rows: list[list[int]], *, k: int, max_new_tokens: int, temperature: float,
+               top_p: float, top_k: int, batch_size: int, seeds: list[list[int]], progress: bool,
+               desc: str = "generate") -> list[list[str]]:
+    """K responses per row of prompt ids, in row order; sample j of row i draws from its own stream ``seeds[i][j]``."""
     from tqdm.auto import tqdm
 
     kwargs = _generation_kwargs(tokenizer, max_new_tokens)
     device = next(model.parameters()).device
     # Longest prompts first, so a batch holds prompts of similar length (less padding); outputs are put back.
-    order = sorted(range(len(rows)), key=lambda i: -len(rows[i]))
-    outputs: list[str] = [""] * len(rows)
-    starts = range(0, len(rows), batch_size)
-    for start in (tqdm(starts, desc=desc, unit="batch", disable=not progress)):
-        idx = order[start:start + batch_size]
-        input_ids, attention_mask = pad_rows([rows[i] for i in idx], kwargs["pad_token_id"], side="left")
-        sampler = [SeededRowSampler([seeds[i] for i in idx], temperature=temperature, top_p=top_p,
+    order = sorted(range(len(prompt_rows)), key=lambda i: -len(prompt_rows[i]))
+    per_call = max(1, batch_size // k)  # whole prompts per generate call, about batch_size sequences
+    outputs: list[list[str]] = [[] for _ in prompt_rows]
+    starts = range(0, len(prompt_rows), per_call)
+    for start in tqdm(starts, desc=desc, unit="batch", disable=not progress):
+        idx = order[start:start + per_call]
+        input_ids, attention_mask = pad_rows([prompt_rows[i] for i in idx], kwargs["pad_token_id"], side="left")
+        sampler = [SeededRowSampler([s for i in idx for s in seeds[i]], temperature=temperature, top_p=top_p,
                                     top_k=top_k, device=device)] if temperature > 0 else []
-        out = model.generate(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device),
-                             logits_processor=sampler, **kwargs)
+        out = _generate(model, input_ids.to(device), attention_mask.to(device), k,
+                        {**kwargs, "logits_processor": sampler})
         texts = tokenizer.batch_decode(out[:, input_ids.shape[1]:], skip_special_tokens=True)  # response only
-        for i, text in zip(idx, texts, strict=True):
-            outputs[i] = text
+        for j, i in enumerate(idx):
+            outputs[i] = texts[j * k:(j + 1) * k]
     return outputs
 
 
@@ -107,7 +132,7 @@ def sample(model, tokenizer, prompts: Sequence[Prompt], *, k: int = 1, max_new_t
         k: responses per prompt. max_new_tokens: generation length limit (an EOS ends a response earlier).
         temperature: 0 means greedy decoding (then the k responses are identical); top_p: nucleus sampling;
             top_k: sample among the top_k most likely tokens only (0: no top-k cut).
-        batch_size: sequences per ``generate`` call (prompts × k are batched together).
+        batch_size: sequences per ``generate`` call (whole prompts: ``batch_size // k`` prompts × k, at least one).
         seed: prompt i is seeded ``derive_seed(seed, i)`` unless ``seeds`` is given; the global RNG is untouched.
         seeds: one seed per prompt (a round passes ``prefopt.seeds.prompt_seed(run seed, round, index)``); the same
             seed, prompt and model give the same K responses whatever else is in the call.
@@ -135,19 +160,16 @@ def sample(model, tokenizer, prompts: Sequence[Prompt], *, k: int = 1, max_new_t
         raise ValueError(f"unknown generation backend {backend!r}; valid: 'hf', 'vllm'")
     if not prompts:
         return []
-    # prompt i's k copies are adjacent; sample j of prompt i draws from its own stream
-    rows = [ids for ids in _prompt_ids(tokenizer, prompts, chat_template) for _ in range(k)]
-    row_seeds = [derive_seed(s, j) for s in seeds for j in range(k)]
+    row_seeds = [[derive_seed(s, j) for j in range(k)] for s in seeds]  # sample j of prompt i: its own stream
     padding_side = tokenizer.padding_side
     tokenizer.padding_side = "left"
     try:
         with eval_mode(model), torch.random.fork_rng(devices=_cuda_devices(model)):
-            flat = _sample_hf(model, tokenizer, rows, max_new_tokens=max_new_tokens, temperature=temperature,
-                              top_p=top_p, top_k=top_k, batch_size=batch_size, seeds=row_seeds, progress=progress,
-                              desc=desc)
+            return _sample_hf(model, tokenizer, _prompt_ids(tokenizer, prompts, chat_template), k=k,
+                              max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, top_k=top_k,
+                              batch_size=batch_size, seeds=row_seeds, progress=progress, desc=desc)
     finally:
         tokenizer.padding_side = padding_side
-    return [flat[i * k:(i + 1) * k] for i in range(len(prompts))]
 
 
 def sample_sharded(model, tokenizer, prompts: Sequence[Prompt], *, seeds: Sequence[int], k: int,

@@ -8,8 +8,9 @@ import importlib.util
 import pytest
 import torch
 
-from prefopt.rounds.generate import VLLM_MISSING, sample
+from prefopt.rounds.generate import VLLM_MISSING, _generate, _generation_kwargs, _prompt_ids, sample
 from prefopt.rounds.row_sampling import SeededRowSampler
+from prefopt.tensors import pad_rows
 from prefopt.world.model import WorldConfig, build_model
 from prefopt.world.tokenizer import build_tokenizer
 
@@ -77,6 +78,24 @@ def test_seeded_row_sampler_draws_from_the_tempered_nucleus():
     assert torch.equal(picks, again)  # a row's draw is its seed's
     with pytest.raises(ValueError, match="built for 20000 rows"):
         SeededRowSampler(seeds, temperature=2.0)(None, logits[:3])
+
+
+def test_shared_prefill_scores_and_samples_equal_k_separate_prefills(world):
+    """The prompts (left-padded, of different lengths) run once and their KV cache is repeated K times: every step's
+    next-token scores equal those of K full prefills, and so do the responses sampled with the same seed."""
+    model, tok = world
+    model.eval()
+    ids, mask = pad_rows(_prompt_ids(tok, PROMPTS), tok.pad_token_id, side="left")
+    runs = []
+    for shared in (False, True):
+        kwargs = {**_generation_kwargs(tok, 6), "output_scores": True, "return_dict_in_generate": True,
+                  "logits_processor": [SeededRowSampler(range(3 * len(PROMPTS)), temperature=1.0)]}
+        runs.append(_generate(model, ids, mask, 3, kwargs, shared_prefill=shared))
+    assert runs[0].sequences.shape == (3 * len(PROMPTS), ids.shape[1] + 6)
+    assert torch.equal(runs[0].sequences, runs[1].sequences)
+    assert len(runs[0].scores) == len(runs[1].scores) == 6
+    for a, b in zip(runs[0].scores, runs[1].scores, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
 
 
 def test_left_padding_matches_a_lone_prompt(world):
