@@ -36,7 +36,7 @@ from torch import Tensor
 
 from prefopt.data.tokenize import tokenize_list
 from prefopt.distributed import shard_batches, sorted_batches
-from prefopt.tensors import eval_mode, pad_rows
+from prefopt.trainer import ListCollator, feature_hidden_sums
 
 
 @dataclass
@@ -72,52 +72,11 @@ def tokenize_pairs(tokenizer, prompts: Sequence, chosen: Sequence, rejected: Seq
     return pairs
 
 
-def _backbone(model):
-    """The transformer without its LM head, whose ``last_hidden_state`` is the LM head's input (post final norm).
-
-    ``get_decoder`` covers transformers' causal LMs and PEFT wrappers (the LoRA layers are injected in place, so the
-    adapters stay active); ``base_model_prefix`` is the older spelling of the same attribute.
-    """
-    if isinstance(model, (torch.nn.DataParallel, torch.nn.parallel.DistributedDataParallel)):
-        model = model.module
-    get_decoder = getattr(model, "get_decoder", None)
-    backbone = get_decoder() if callable(get_decoder) else None
-    if backbone is None:
-        backbone = getattr(model, getattr(model, "base_model_prefix", ""), None) or model
-    return backbone
-
-
-def _input_device(model) -> torch.device:
-    embeddings = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
-    if embeddings is not None:
-        return embeddings.weight.device
-    return next(model.parameters()).device
-
-
 def _pad_id(tokenizer) -> int:
     for token_id in (tokenizer.pad_token_id, tokenizer.eos_token_id):
         if token_id is not None:
             return int(token_id)
-    return 0  # right padding under an attention mask never reaches a real position, so any id will do
-
-
-def _collate(pairs: Sequence[PairTokens], pad_id: int) -> tuple[Tensor, Tensor, Tensor]:
-    """Right-padded ids and mask for [c0, r0, c1, r1, ...] and the response-position weights (one per response).
-
-    The weight on sequence position t is 1 where t predicts a response token: t = P-1 … P+|y|-2 for a prompt of P
-    tokens (the state after the last response token is excluded, as in the paper's sum over k = 1..|y|).
-    """
-    seqs, spans = [], []
-    for pair in pairs:
-        p = len(pair.prompt_ids)
-        for response in (pair.chosen_ids, pair.rejected_ids):
-            seqs.append(pair.prompt_ids + response)
-            spans.append((p - 1, p - 1 + len(response)))
-    ids, mask = pad_rows(seqs, pad_id)                                      # (2b, T), (2b, T)
-    positions = torch.zeros(ids.shape, dtype=torch.float32)                 # (2b, T)
-    for row, (start, stop) in enumerate(spans):
-        positions[row, start:stop] = 1.0
-    return ids, mask, positions
+    return 0  # padding under an attention mask never reaches a real position, so any id will do
 
 
 def response_embedding_sums(model, pairs: Sequence[PairTokens], *, pad_id: int,
@@ -126,30 +85,24 @@ def response_embedding_sums(model, pairs: Sequence[PairTokens], *, pad_id: int,
 
     Returns:
         (s_pos (N, D), s_neg (N, D), len_pos (N,), len_neg (N,)).
-    Pairs are scored longest first (less padding per batch, and an out-of-memory error shows up at once) and
-    returned in the caller's order. Both responses of a pair go through the same forward.
+    The hidden states come from the trainer's own forward (``prefopt.trainer.feature_hidden_sums``): the prompt
+    encoded once with both responses after it where the model can take a block mask, and the positions that
+    predict each response token exactly those of the log-probs DPO optimises. Pairs are scored longest first (less
+    padding per batch, and an out-of-memory error shows up at once) and returned in the caller's order.
     """
     if batch_size < 1:
         raise ValueError(f"ches_scores: batch_size must be >= 1, got {batch_size}")
-    backbone, device = _backbone(model), _input_device(model)
     order = sorted(range(len(pairs)), key=lambda i: -pairs[i].length)
-    sums: list[Tensor] = [torch.empty(0)] * len(pairs)
-    with eval_mode(model), torch.no_grad():
-        for start in range(0, len(order), batch_size):  # the progress bar is ches_scores', over its batches
-            chunk = order[start : start + batch_size]
-            ids, mask, weights = _collate([pairs[i] for i in chunk], pad_id)
-            out = backbone(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False)
-            if getattr(out, "last_hidden_state", None) is None:
-                raise TypeError(f"ches_scores: cannot find the transformer under {type(model).__name__} (its "
-                                "get_decoder() / base_model_prefix returns no last_hidden_state)")
-            hidden = out.last_hidden_state.float()                                 # (2b, T, D), fp32 whatever dtype
-            s = torch.einsum("bt,btd->bd", weights.to(hidden.device), hidden).cpu()  # (2b, D)
-            for j, i in enumerate(chunk):
-                sums[i] = s[2 * j : 2 * j + 2]                                    # (2, D): chosen, rejected
-    stacked = torch.stack(sums) if sums else torch.zeros(0, 2, 0)                 # (N, 2, D)
+    features = [{"prompt_ids": pairs[i].prompt_ids, "response_ids": [pairs[i].chosen_ids, pairs[i].rejected_ids],
+                 "scores": [1.0, 0.0]} for i in order]
+    sums = feature_hidden_sums(model, features, ListCollator(pad_token_id=pad_id), batch_size=batch_size)
+    stacked = [torch.empty(0)] * len(pairs)
+    for i, (s_pos, s_neg) in zip(order, sums, strict=True):
+        stacked[i] = torch.stack([s_pos, s_neg])                                  # (2, D): chosen, rejected
+    out = torch.stack(stacked) if stacked else torch.zeros(0, 2, 0)               # (N, 2, D)
     len_pos = torch.tensor([len(p.chosen_ids) for p in pairs], dtype=torch.float32)
     len_neg = torch.tensor([len(p.rejected_ids) for p in pairs], dtype=torch.float32)
-    return stacked[:, 0], stacked[:, 1], len_pos, len_neg
+    return out[:, 0], out[:, 1], len_pos, len_neg
 
 
 def ches_from_sums(s_pos: Tensor, s_neg: Tensor, len_pos: Tensor, len_neg: Tensor, *,
@@ -171,7 +124,8 @@ def ches_scores(model, tokenizer, prompts: Sequence, chosen: Sequence, rejected:
     """CHES score of each (prompt, chosen, rejected) pair; higher means more likely to cause likelihood displacement.
 
     Args:
-        model: a transformers causal LM (or a PEFT wrapper of one), any dtype and device; its LM head is not run.
+        model: a transformers causal LM (or a PEFT wrapper of one), any dtype and device; its LM head runs at one
+            position per row only.
         tokenizer: the model's tokenizer (its chat template renders message lists).
         prompts: N prompts, plain strings or chat messages ending before the assistant turn.
         chosen: N preferred responses (strings, or assistant turns as messages).

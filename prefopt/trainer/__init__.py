@@ -3,8 +3,9 @@
 Public API (the round pipeline, CHES and benchmarks import only these names):
 
     PreferenceTrainer                       Trainer subclass: one forward over all responses, loss via the registry
-    ListCollator                            batches tokenized lists (features) into padded tensors
+    ListCollator                            batches tokenized lists (features): prompt once + responses, or per row
     feature_logps, sequence_logps           batched log-probs of tokenized lists / of (prompt, responses) texts
+    feature_hidden_sums                     batched sums of the hidden states that predict each response (CHES)
     list_features                           tokenize (prompt, responses) lists the way the trainer does
     precompute_ref_logps                    reference log-probs computed once and cached on disk
     frozen_copy, ensure_fused_head          a detached reference copy; TRL's fused LM head, attached once
@@ -12,8 +13,15 @@ Public API (the round pipeline, CHES and benchmarks import only these names):
 
 from prefopt.trainer.collate import ListCollator
 from prefopt.trainer.core import PreferenceTrainer
-from prefopt.trainer.logps import ensure_fused_head, feature_logps, frozen_copy, list_features, sequence_logps
+from prefopt.trainer.logps import (
+    ensure_fused_head,
+    feature_hidden_sums,
+    feature_logps,
+    frozen_copy,
+    list_features,
+    sequence_logps,
+)
 from prefopt.trainer.reference import precompute_ref_logps
 
-__all__ = ["ListCollator", "PreferenceTrainer", "ensure_fused_head", "feature_logps", "frozen_copy",
-           "list_features", "precompute_ref_logps", "sequence_logps"]
+__all__ = ["ListCollator", "PreferenceTrainer", "ensure_fused_head", "feature_hidden_sums", "feature_logps",
+           "frozen_copy", "list_features", "precompute_ref_logps", "sequence_logps"]
