@@ -16,8 +16,7 @@ import torch
 from tqdm.auto import tqdm
 
 from prefopt.rounds.scoring import ScoringError, check_lists, prompt_text, response_text
-from prefopt.tensors import eval_mode, pad_rows
-from prefopt.trainer import ListCollator, feature_logps, list_features
+from prefopt.trainer import ListCollator, feature_last_logits, feature_logps, list_features
 
 JudgeFn = Callable[[str, str, str], float]
 
@@ -138,6 +137,17 @@ DEFAULT_TEMPLATE = (
 )
 
 
+def _runs(prompts: list[str], size: int) -> list[list[int]]:
+    """Indices of consecutive equal prompts, in chunks of at most ``size``."""
+    runs: list[list[int]] = []
+    for i, prompt in enumerate(prompts):
+        if runs and prompts[runs[-1][0]] == prompt and len(runs[-1]) < size:
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    return runs
+
+
 def _common_prefix(a: list[int], b: list[int]) -> int:
     n = 0
     while n < min(len(a), len(b)) and a[n] == b[n]:
@@ -156,8 +166,8 @@ class LLMJudge:
     are refused. The two verdict logits are renormalised: P(a ≻ b) = softmax(logit_A, logit_B)[0]; the rest of the
     vocabulary is ignored.
 
-    Batches are left-padded with explicit position ids (cumulative attention mask), so batched and one-at-a-time
-    judgements agree.
+    The pairs of one list share their context up to the first response: batched with the trainer's packed rows,
+    that shared start is encoded once, and batched and one-at-a-time judgements agree.
     """
 
     def __init__(self, model, tokenizer, *, template: str = DEFAULT_TEMPLATE, labels: tuple[str, str] = ("A", "B"),
@@ -192,21 +202,30 @@ class LLMJudge:
                              "the judge prompt in this tokenizer; choose other labels (e.g. ('1', '2'))")
         return ids[0][:cut], ids[0][cut], ids[1][cut]
 
-    @torch.no_grad()
     def batch(self, triples: list[tuple[str, str, str]]) -> list[float]:
-        """P(a ≻ b) for each (prompt, a, b)."""
-        device = next(self.model.parameters()).device
+        """P(a ≻ b) for each (prompt, a, b).
+
+        Consecutive triples with the same prompt (the pairs of one list) share the start of their judge contexts
+        (template and prompt): up to ``batch_size`` of them go into one packed row, that shared start encoded
+        once and each pair's rest after it (``prefopt.trainer.feature_last_logits``).
+        """
+        enc = [self.encode(*t) for t in triples]
+        runs = _runs([t[0] for t in triples], self.batch_size)
+        features = []
+        for run in runs:
+            contexts = [enc[i][0] for i in run]
+            shared = min(_common_prefix(contexts[0], c) for c in contexts)
+            # each response: the rest of its context, then a placeholder whose prediction is the verdict
+            features.append({"prompt_ids": contexts[0][:shared], "response_ids": [c[shared:] + [enc[i][1]] for c, i
+                                                                                   in zip(contexts, run, strict=True)],
+                             "scores": [0.0] * len(run)})
+        lists_per_forward = max(1, self.batch_size // max(len(r) for r in runs)) if runs else 1
         out: list[float] = []
-        with eval_mode(self.model):
-            for start in tqdm(range(0, len(triples), self.batch_size), desc="judge", unit="batch"):
-                enc = [self.encode(*t) for t in triples[start: start + self.batch_size]]
-                # Left padding: the verdict is predicted at position -1 of every row.
-                ids, mask = pad_rows([e[0] for e in enc], self.pad_token_id, side="left")
-                positions = (mask.cumsum(-1) - 1).clamp(min=0)
-                logits = self.model(input_ids=ids.to(device), attention_mask=mask.to(device),
-                                    position_ids=positions.to(device), use_cache=False).logits[:, -1].float()
-                pick = torch.tensor([[e[1], e[2]] for e in enc], device=logits.device)  # (n, 2)
-                out.extend(logits.gather(1, pick).softmax(-1)[:, 0].cpu().tolist())
+        collator = ListCollator(pad_token_id=self.pad_token_id)
+        scored = feature_last_logits(self.model, features, collator, batch_size=lists_per_forward, desc="judge")
+        for run, logits in zip(runs, scored, strict=True):
+            pick = torch.tensor([[enc[i][1], enc[i][2]] for i in run])  # (n, 2)
+            out.extend(logits.gather(1, pick).softmax(-1)[:, 0].tolist())
         return out
 
     def __call__(self, prompt: str, a: str, b: str) -> float:

@@ -6,6 +6,7 @@ Public API (the round pipeline, CHES and benchmarks import only these names):
     ListCollator                            batches tokenized lists (features): prompt once + responses, or per row
     feature_logps, sequence_logps           batched log-probs of tokenized lists / of (prompt, responses) texts
     feature_hidden_sums                     batched sums of the hidden states that predict each response (CHES)
+    feature_last_logits                     next-token logits after each response (an LLM judge's verdict)
     list_features                           tokenize (prompt, responses) lists the way the trainer does
     precompute_ref_logps                    reference log-probs computed once and cached on disk
     frozen_copy, ensure_fused_head          a detached reference copy; TRL's fused LM head, attached once
@@ -16,6 +17,7 @@ from prefopt.trainer.core import PreferenceTrainer
 from prefopt.trainer.logps import (
     ensure_fused_head,
     feature_hidden_sums,
+    feature_last_logits,
     feature_logps,
     frozen_copy,
     list_features,
@@ -23,5 +25,5 @@ from prefopt.trainer.logps import (
 )
 from prefopt.trainer.reference import precompute_ref_logps
 
-__all__ = ["ListCollator", "PreferenceTrainer", "ensure_fused_head", "feature_hidden_sums", "feature_logps",
-           "frozen_copy", "list_features", "precompute_ref_logps", "sequence_logps"]
+__all__ = ["ListCollator", "PreferenceTrainer", "ensure_fused_head", "feature_hidden_sums", "feature_last_logits",
+           "feature_logps", "frozen_copy", "list_features", "precompute_ref_logps", "sequence_logps"]

@@ -182,6 +182,39 @@ def feature_hidden_sums(model, features: list[dict], collator: ListCollator, *, 
     return out
 
 
+@torch.no_grad()
+def feature_last_logits(model, features: list[dict], collator: ListCollator, *, batch_size: int = 16,
+                        desc: str | None = None):
+    """Yield, per tokenized list, the (K, V) float32 logits of the model's own head (scaling and soft-capping
+    included) at the position that predicts each response's last token: the next-token distribution after the
+    response minus its last token. A judge's verdict: the context is the response, the last token a placeholder.
+
+    The prompt is encoded once per list where the model can take a block mask; only the needed positions are
+    projected (``logits_to_keep`` with explicit indices).
+    """
+    for chunk, batch in _feature_batches(model, features, collator, batch_size, desc):
+        index, valid = prediction_index(batch)  # (N, T)
+        last = torch.where(valid, index, -1).max(1).values  # (N,) flat index into the (R, L - 1) grid
+        width = batch["input_ids"].shape[1] - 1
+        keep, column = torch.unique(last % width, return_inverse=True)
+        logits = model(**model_inputs(model, batch), logits_to_keep=keep, use_cache=False).logits  # (R, C, V)
+        picked = logits[last // width, column].float().cpu()  # (N, V)
+        owner, slot = batch["list_index"].cpu(), batch["slot"].cpu()
+        for b in range(len(chunk)):
+            rows = (owner == b).nonzero().squeeze(1)
+            yield picked[rows[slot[rows].argsort()]]
+
+
+def prediction_index(batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+    """(N, T) flat index into the (R, L − 1) grid of next-token predictions of each response's tokens, and where
+    it is valid; for per-sequence rows, T = L − 1 and the response's tokens are where ``completion_mask`` is 1."""
+    if is_packed(batch):
+        return batch["token_index"], batch["response_mask"]
+    valid = batch["completion_mask"][:, 1:].bool()
+    rows, width = valid.shape
+    return torch.arange(rows * width, device=valid.device).view(rows, width), valid
+
+
 def sequence_logps(model, tokenizer, prompts: list, responses: list[list], *, batch_size: int = 16,
                    average: bool = False) -> list[list[float]]:
     """Summed (or per-token mean) response log-probs for each prompt's list of responses.

@@ -119,6 +119,21 @@ def test_llm_judge_batched_equals_one_at_a_time(tiny_model, chat_tokenizer):
     assert len(set(batched)) == 4
 
 
+def test_llm_judge_pairs_of_one_list_share_their_context_start(tiny_model, chat_tokenizer):
+    """The 6 ordered pairs of a 3-response list (one prompt) go in packed rows of 4 and 2, the template and the
+    prompt encoded once per row: each equals the direct next-token computation on its own full context."""
+    judge = LLMJudge(tiny_model, chat_tokenizer, labels=("1", "2"), batch_size=4)
+    responses = ["3", "4", "five"]
+    triples = [("add 1 2", a, b) for a in responses for b in responses if a != b]
+    expected = []
+    for t in triples:
+        context, id_a, id_b = judge.encode(*t)
+        with torch.no_grad():
+            logits = tiny_model.eval()(input_ids=torch.tensor([context])).logits[0, -1]
+        expected.append(logits[[id_a, id_b]].softmax(-1)[0].item())
+    torch.testing.assert_close(torch.tensor(judge.batch(triples)), torch.tensor(expected), atol=1e-5, rtol=0)
+
+
 def test_llm_judge_refuses_labels_that_share_a_token(tiny_model, tokenizer):
     judge = LLMJudge(tiny_model, tokenizer)  # the test vocabulary has no capitals: "A" and "B" are both <pad>
     with pytest.raises(ValueError, match="two different known tokens"):
