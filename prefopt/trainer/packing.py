@@ -168,18 +168,14 @@ def _tensors(rows: _Rows, list_index: list[int], slot: list[int], pad_token_id: 
     for key in _Rows.KEYS:
         if key == "segments" and not with_segments:
             continue
-        t = torch.full((len(rows.rows), width), pads.get(key, 0), dtype=torch.long)
-        for i, r in enumerate(rows.rows):
-            t[i, : len(r[key])] = torch.tensor(r[key], dtype=torch.long)
-        out[key] = t
+        out[key] = torch.tensor([r[key] + [pads.get(key, 0)] * (width - len(r[key])) for r in rows.rows],
+                                dtype=torch.long)
     out["attention_mask"] = (out["group_ids"] >= 0).long()
     longest = max((len(t) for t in rows.targets), default=0)
-    index = torch.zeros(len(rows.targets), longest, dtype=torch.long)
-    mask = torch.zeros(len(rows.targets), longest, dtype=torch.bool)
-    for n, targets in enumerate(rows.targets):
-        for t, (r, c) in enumerate(targets):
-            index[n, t] = r * (width - 1) + c - 1  # position c − 1 predicts column c
-            mask[n, t] = True
+    flat = [[r * (width - 1) + c - 1 for r, c in t] for t in rows.targets]  # position c − 1 predicts column c
+    index = torch.tensor([f + [0] * (longest - len(f)) for f in flat], dtype=torch.long).view(len(flat), longest)
+    mask = torch.tensor([[True] * len(f) + [False] * (longest - len(f)) for f in flat], dtype=torch.bool)
+    mask = mask.view(len(flat), longest)
     out.update(token_index=index, response_mask=mask, list_index=torch.tensor(list_index, dtype=torch.long),
                slot=torch.tensor(slot, dtype=torch.long))
     return out
