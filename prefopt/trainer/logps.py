@@ -6,6 +6,11 @@ position. Large: TRL's fused LM head (``trl.trainer.utils.add_fused_lm_head``) p
 label's log-prob and recomputes the tiles in the backward, trading about a third more compute for never holding
 the (M, V) logits. Losses that need a full-vocabulary quantity per token (RRPO's KL to the reference) always take
 the first path. Both go through the model's own forward, so DDP/FSDP hooks and PEFT adapters apply.
+
+Every function takes a collated batch, per-sequence rows or packed rows (each list's prompt once,
+``prefopt.trainer.packing``): values come per prediction position, (R, L - 1), and ``per_response`` maps them to
+(N, T). The ``feature_*`` functions are the batched scoring loops of everything outside the trainer that scores
+lists the way the trainer does (reference precompute, implicit reward, CHES, LLM judges).
 """
 
 from __future__ import annotations
