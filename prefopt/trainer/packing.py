@@ -13,6 +13,9 @@ continue from the prefix into every block, so block k's tokens sit at P−1, P, 
 p + r_k: each response sees the same keys at the same positions as alone, and its log-probs equal the
 per-sequence path's up to floating-point summation order.
 
+A response repeated in a list (self-generated samples often are) reuses its first copy's block: it is computed
+once, and its log-probs are bitwise those of the copy, so exact ties between scores stay exact.
+
 Without ``padding_free`` a batch is one row per list (rows right-padded to the longest); with it, every group of
 the batch goes into a single row with no padding. Without ``shared_prompt`` each response is its own group (the
 per-sequence rows, packed). A list whose prompts differ after truncation (``keep_end`` cutting into the prompt)
@@ -145,12 +148,18 @@ def pack_lists(features: list[dict[str, Any]], cut: Callable[[list[int]], list[i
             p = cuts[members[0]]
             prefix = seqs[members[0]][: max(p - 1, 0)]
             rows.add(prefix, start=0, group=group, block=-1, completion=[0] * len(prefix), segments=[0] * len(prefix))
+            first: dict[tuple, int] = {}  # a repeated response reuses its first copy's block
             for k in members:
                 block = seqs[k][len(prefix):]  # the last prompt token (if any), then the response
                 completion = comps[k][len(prefix):]
                 completion[:1] = [0]  # nothing in the row predicts a block's first token
-                rows.add(block, start=len(prefix), group=group, block=len(list_index), completion=completion,
-                         segments=segs[k][len(prefix):])
+                key = (tuple(block), tuple(segs[k][len(prefix):]))
+                if key in first:
+                    rows.targets.append(rows.targets[first[key]])
+                else:
+                    first[key] = len(list_index)
+                    rows.add(block, start=len(prefix), group=group, block=len(list_index), completion=completion,
+                             segments=segs[k][len(prefix):])
                 list_index.append(b)
                 slot.append(k)
             group += 1

@@ -75,6 +75,17 @@ def test_one_list_is_the_prompt_once_then_each_response_after_a_copy_of_its_last
                                          [1, 1, 0, 0, 0, 1, 1]]
 
 
+def test_a_repeated_response_reuses_its_first_copys_block_so_exact_ties_stay_exact():
+    """Responses [8, 9], [10], [8, 9]: the row holds two blocks, and the third response reads the first's
+    predictions (bitwise the same log-probs; in separate blocks they would differ in the last bits)."""
+    f = {"prompt_ids": [5, 6, 7], "response_ids": [[8, 9], [10], [8, 9]], "scores": [1.0, 0.0, 0.5]}
+    b = pack_lists([f], lambda s: s, shared_prompt=True, padding_free=False, pad_token_id=0, pad_to_multiple_of=None)
+    assert b["input_ids"].tolist() == [[5, 6, 7, 8, 9, 7, 10]]
+    assert b["token_index"].tolist() == [[2, 3], [5, 0], [2, 3]] and b["slot"].tolist() == [0, 1, 2]
+    x = _list_logps(make_model(seed=8), ListCollator(pad_token_id=0)([f]))
+    assert x[0, 0] == x[0, 2] and x[0, 0] != x[0, 1]
+
+
 def test_padding_free_rows_have_no_padding_and_lists_do_not_see_each_other():
     feats = _features()
     b = ListCollator(pad_token_id=0, shared_prompt=True, padding_free=True)(feats)
