@@ -202,7 +202,9 @@ def feature_last_logits(model, features: list[dict], collator: ListCollator, *, 
         last = torch.where(valid, index, -1).max(1).values  # (N,) flat index into the (R, L - 1) grid
         width = batch["input_ids"].shape[1] - 1
         keep, column = torch.unique(last % width, return_inverse=True)
-        logits = model(**model_inputs(model, batch), logits_to_keep=keep, use_cache=False).logits  # (R, C, V)
+        # counted from the end, so tokens a prompt-tuning adapter prepends do not shift them
+        logits = model(**model_inputs(model, batch), logits_to_keep=keep - width - 1, use_cache=False).logits
+        # logits: (R, C, V)
         picked = logits[last // width, column].float().cpu()  # (N, V)
         owner, slot = batch["list_index"].cpu(), batch["slot"].cpu()
         for b in range(len(chunk)):

@@ -222,6 +222,21 @@ def test_a_model_that_cannot_take_the_mask_falls_back_to_per_sequence_rows_with_
     assert torch.isfinite(trainer.compute_loss(trainer.model, trainer.data_collator(feats)))
 
 
+@pytest.mark.parametrize("tuning", [False, True])
+def test_last_logits_are_the_models_own_next_token_logits(tuning):
+    """``feature_last_logits`` (an LLM judge's verdict): packed, and behind a prompt-tuning adapter (per-sequence
+    rows, 3 virtual tokens prepended), the logits after each response minus its last token equal a plain forward's."""
+    feats, model = _features(), make_model(seed=9)
+    if tuning:
+        model = get_peft_model(model, PromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=3))
+    got = list(logps.feature_last_logits(model, feats, ListCollator(pad_token_id=0), batch_size=3))
+    for f, logits in zip(feats, got, strict=True):
+        for k, response in enumerate(f["response_ids"]):
+            with torch.no_grad():
+                alone = model(input_ids=torch.tensor([f["prompt_ids"] + response[:-1]])).logits[0, -1]
+            torch.testing.assert_close(logits[k], alone, atol=1e-5, rtol=0)
+
+
 @pytest.mark.parametrize("average", [False, True])
 def test_scoring_lists_shares_the_prompt_and_equals_per_sequence(average):
     """``feature_logps``: the batched log-prob loop of the reference precompute and the implicit-reward scorer."""
