@@ -110,10 +110,10 @@ class TrainSettings:
     save_steps: int = key(0, "save a checkpoint every this many steps; 0: save only the final model")
     bf16: bool = key(False, "bfloat16 mixed precision")
     gradient_checkpointing: bool = key(False, "recompute activations in backward to save memory")
-    shared_prompt: bool = key(True, "encode each list's prompt once, its responses after it under a block mask, where "
-                                    "the model's attention can take one (docs/performance.md)")
-    padding_free: bool = key(False, "pack the lists of a batch into one row, no pad tokens (for flex_attention / "
-                                    "flash-attention; slower under SDPA)")
+    shared_prompt: bool = key(True, "encode each list's prompt once, its responses under a block mask "
+                                    "(docs/performance.md)")
+    padding_free: bool = key(False, "the lists of a batch in one row, no padding (for flex/flash attention; slower "
+                                    "under SDPA)")
 
 
 @dataclass
