@@ -29,6 +29,7 @@ if os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
     sys.path.pop(0)
 
 from prefopt.rounds.generate import _generate, _generation_kwargs, sample  # noqa: E402
+from prefopt.rounds.row_sampling import SeededRowSampler  # noqa: E402
 from prefopt.world import tasks  # noqa: E402
 from prefopt.world.model import load_base_policy  # noqa: E402
 
@@ -69,12 +70,14 @@ def prefill(args) -> None:
     rng = random.Random(0)
     ids = torch.tensor([[rng.randrange(3, bench.vocab) for _ in range(args.prompt_len)] for _ in range(args.prompts)])
     mask = torch.ones_like(ids)
-    kwargs = {**_generation_kwargs(tokenizer, args.new_tokens, 1.0, 1.0), "min_new_tokens": args.new_tokens}
+    # sampling at temperature 1 as ``sample`` does it (one seeded stream per row), exactly new_tokens each
+    kwargs = lambda: {**_generation_kwargs(tokenizer, args.new_tokens), "min_new_tokens": args.new_tokens,
+                      "logits_processor": [SeededRowSampler(range(args.prompts * args.k), temperature=1.0)]}
     print(f"Llama 4x256: {args.prompts} prompts x K={args.k}, {args.prompt_len}-token prompts, {args.new_tokens} new "
           f"tokens, {torch.get_num_threads()} thread(s), load average {os.getloadavg()[0]:.1f}")
     seconds = {}
     for shared in (False, True):
-        run = lambda: _generate(model, ids, mask, args.k, kwargs, shared_prefill=shared)  # noqa: B023
+        run = lambda: _generate(model, ids, mask, args.k, kwargs(), shared_prefill=shared)  # noqa: B023
         run()
         best = float("inf")
         for _ in range(args.repeats):
