@@ -33,7 +33,8 @@ CLAIM = Claim(
     ),
     notes="The goal is 'goal {score}' instead of the authors' sentence, which does not fit the world's 64-position "
           "context. RA-DPO's unconditioned reward is reported too (metric 'reward').",
-    observed="The base policy itself scores 0.235 under the 'goal 10' prompt (0.579 without): the world's base "
+    observed="In the first full run the base policy itself scored 0.235 under the 'goal 10' prompt (0.579 "
+             "without): the world's base "
              "never saw a goal turn, and 75 DPO steps at β ≥ 0.5 on the augmented pairs (samples drawn without a "
              "goal) do not teach it to answer under one, at any grid point. The world is a weak test of this claim, "
              "which the paper makes for instruction-tuned models that read a system prompt.",
