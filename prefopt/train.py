@@ -78,14 +78,29 @@ def main(argv: list[str] | None = None) -> int:
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     quiet_third_party_deprecations()
+    finished = False
     try:
         status = _main(argv)
         sys.stdout.flush()
+        finished = True
         return status
     except BrokenPipeError:
         # `prefopt --help | head`: the reader left; stop quietly (Python docs, "Note on SIGPIPE").
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    finally:
+        close_process_group(wait=finished)  # after a failure on one rank, a barrier could wait forever
+
+
+def close_process_group(wait: bool = True) -> None:
+    """Under `accelerate launch`, leave the process group before the interpreter exits: a gloo group still alive
+    at exit can abort a process ("terminate called without an active exception", SIGABRT) after a good run."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        if wait:
+            dist.barrier()
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from prefopt.rounds.generate import sample_sharded
 from prefopt.rounds.judges import ImplicitRewardScorer, LLMJudge, PairwiseJudgeScorer
 from prefopt.rounds.scoring import RewardFnScorer, RewardModelScorer, score_records, shard_unit
 from prefopt.seeds import prompt_seed
+from prefopt.train import close_process_group
 from prefopt.trainer import ListCollator, frozen_copy, list_features, precompute_ref_logps
 from prefopt.world import load_base_policy, make_prompts, reward
 
@@ -91,3 +92,4 @@ if __name__ == "__main__":
     outputs = stage_outputs(target.parent / "cache")
     if state.is_main_process:
         target.write_text(json.dumps({"processes": state.num_processes, "outputs": outputs}))
+    close_process_group()

@@ -26,6 +26,7 @@ from transformers import TrainingArguments
 
 from prefopt.data.features import tokenize_records
 from prefopt.data.segments import segment_ids
+from prefopt.train import close_process_group
 from prefopt.trainer import ListCollator, PreferenceTrainer, frozen_copy
 from tests.conftest import make_model, make_tokenizer
 from tests.test_cli import PAIRS
@@ -91,3 +92,4 @@ if __name__ == "__main__":
     if state.is_main_process:
         with open(target, "w") as f:
             json.dump(results, f)
+    close_process_group()
