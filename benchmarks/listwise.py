@@ -41,7 +41,7 @@ import torch
 if os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
     sys.path.pop(0)
 
-from benchmarks.trainer import WARMUP, _common, _memory, _model, measure  # noqa: E402
+from benchmarks.trainer import WARMUP, _common, _memory, _model, bare_step, measure  # noqa: E402
 
 LAYOUTS = {"per-sequence": dict(shared_prompt=False), "shared": dict(shared_prompt=True),
            "shared+pf": dict(shared_prompt=True, padding_free=True)}
@@ -128,7 +128,6 @@ def run_floor(args, queue, *, k: int, prompt: int):
     features = lists(args, k, prompt, args.batch * (args.steps + WARMUP))
     model = _model(args)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-5)
-    device = next(model.parameters()).device
     times = []
     for start in range(0, len(features), args.batch):
         chunk = features[start:start + args.batch]
@@ -141,12 +140,7 @@ def run_floor(args, queue, *, k: int, prompt: int):
             labels[i, len(f["prompt_ids"]): len(r)] = ids[i, len(f["prompt_ids"]): len(r)]
         mask = (torch.arange(width)[None] < torch.tensor([len(r) for r in rows])[:, None]).long()
         begin = clock()
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=torch.cuda.is_available()):
-            loss = model(input_ids=ids.to(device), attention_mask=mask.to(device), labels=labels.to(device)).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        opt.zero_grad()
+        bare_step(model, opt, ids, mask, labels)
         if torch.cuda.is_available():
             torch.cuda.synchronize()
         times.append(clock() - begin)

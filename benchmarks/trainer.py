@@ -139,6 +139,18 @@ def run_ours(args, queue, precompute=False):
                "peak_mb": _memory() - base})
 
 
+def bare_step(model, opt, ids, mask, labels) -> None:
+    """One plain causal-LM step (the physical floor the preference steps are compared with): forward with labels,
+    backward, clip, AdamW; bf16 autocast on GPU as the Trainer uses."""
+    device = next(model.parameters()).device
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=torch.cuda.is_available()):
+        loss = model(input_ids=ids.to(device), attention_mask=mask.to(device), labels=labels.to(device)).loss
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    opt.zero_grad()
+
+
 def run_bare(args, queue):
     """Plain causal-LM forward (labels on response tokens) + backward + AdamW on the same batches."""
     trainer, feats, _ = _ours(args, precompute=True)
@@ -151,13 +163,7 @@ def run_bare(args, queue):
         if i == WARMUP:
             start = time.perf_counter()
         ids, mask = b["input_ids"].to(device), b["attention_mask"].to(device)
-        labels = ids.masked_fill(b["completion_mask"].to(device) == 0, -100)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=torch.cuda.is_available()):
-            loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        opt.zero_grad()
+        bare_step(model, opt, ids, mask, ids.masked_fill(b["completion_mask"].to(device) == 0, -100))
     if torch.cuda.is_available():
         torch.cuda.synchronize()
     queue.put({"seconds": time.perf_counter() - start})

@@ -64,3 +64,11 @@ def random_logps(spec: LossSpec | None = None, *, B: int = 4, K: int = 3, T: int
 def make_logps():
     """The factory ``random_logps(spec, B=..., K=..., T=..., dtype=..., seed=..., scale=..., ragged=...)``."""
     return random_logps
+
+
+def soft_label_batch(weight=None, dtype=torch.float32) -> PreferenceLogps:
+    """Two pairs with known log-ratio margins, for the soft-label losses (DNO, OSP, CREAM) and their shared piece."""
+    # list 0: ratios [1, -1] (chosen column 0), h = 2; list 1: ratios [0.5, 1.5] (chosen column 1), h = 1
+    policy = torch.tensor([[-1.0, -3.0], [-2.5, -1.5]], dtype=dtype)
+    ref = torch.tensor([[-2.0, -2.0], [-3.0, -3.0]], dtype=dtype)
+    return PreferenceLogps(policy=policy, ref=ref, scores=torch.tensor([[1.0, 0.0], [0.0, 1.0]]), weight=weight)

@@ -7,14 +7,7 @@ import torch
 from torch.testing import assert_close
 
 from losses import LOSSES, PreferenceLogps, osp_loss
-
-
-def _batch(weight=None, dtype=torch.float32) -> PreferenceLogps:
-    # list 0: ratios [1, -1] (chosen column 0), h = 2; list 1: ratios [0.5, 1.5] (chosen column 1), h = 1
-    policy = torch.tensor([[-1.0, -3.0], [-2.5, -1.5]], dtype=dtype)
-    ref = torch.tensor([[-2.0, -2.0], [-3.0, -3.0]], dtype=dtype)
-    scores = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
-    return PreferenceLogps(policy=policy, ref=ref, scores=scores, weight=weight)
+from tests.losses.conftest import soft_label_batch
 
 
 def test_hand_computed():
@@ -23,7 +16,7 @@ def test_hand_computed():
     list 0, p = 0.8: log(1 + e^−1)   + 0.2·1.0 = 0.3132617 + 0.2  = 0.5132617
     list 1, p = 0.6: log(1 + e^−0.5) + 0.4·0.5 = 0.4740770 + 0.2  = 0.6740770
     """
-    x = _batch(weight=torch.tensor([0.8, 0.6]))
+    x = soft_label_batch(weight=torch.tensor([0.8, 0.6]))
     expected = torch.tensor([math.log1p(math.exp(-1.0)) + 0.2, math.log1p(math.exp(-0.5)) + 0.2])
     assert_close(osp_loss(x, beta=0.5), expected)
     assert_close(expected, torch.tensor([0.5132617, 0.6740770]))
@@ -39,7 +32,7 @@ def test_tied_pair_is_zero_with_zero_gradient():
 
 
 def test_padded_slot_changes_nothing():
-    base = _batch(weight=torch.tensor([0.8, 0.6]))
+    base = soft_label_batch(weight=torch.tensor([0.8, 0.6]))
     p3 = torch.cat([base.policy, torch.tensor([[float("nan")], [50.0]])], dim=1).requires_grad_(True)
     x3 = PreferenceLogps(policy=p3, ref=torch.cat([base.ref, torch.zeros(2, 1)], dim=1),
                          scores=torch.cat([base.scores, torch.tensor([[5.0], [-5.0]])], dim=1),
@@ -51,13 +44,13 @@ def test_padded_slot_changes_nothing():
 
 
 def test_column_order_does_not_matter():
-    x = _batch(weight=torch.tensor([0.8, 0.6]))
+    x = soft_label_batch(weight=torch.tensor([0.8, 0.6]))
     swapped = PreferenceLogps(policy=x.policy.flip(1), ref=x.ref.flip(1), scores=x.scores.flip(1), weight=x.weight)
     assert_close(osp_loss(swapped), osp_loss(x))
 
 
 def test_gradcheck_float64():
-    x = _batch(weight=torch.tensor([0.8, 0.3], dtype=torch.float64), dtype=torch.float64)
+    x = soft_label_batch(weight=torch.tensor([0.8, 0.3], dtype=torch.float64), dtype=torch.float64)
     policy, ref = x.policy.clone().requires_grad_(True), x.ref.clone().requires_grad_(True)
 
     def f(p, r):

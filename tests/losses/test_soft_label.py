@@ -12,17 +12,11 @@ from torch.testing import assert_close
 
 from losses import PreferenceLogps, dpo_loss
 from losses._common import soft_label_pair_loss
+from tests.losses.conftest import soft_label_batch
 
 
 def loss(x: PreferenceLogps, beta: float = 0.1) -> torch.Tensor:
     return soft_label_pair_loss(x, beta, "test")
-
-
-def _batch(weight=None, dtype=torch.float32) -> PreferenceLogps:
-    # list 0: ratios [1, -1] (chosen column 0), h = 2; list 1: ratios [0.5, 1.5] (chosen column 1), h = 1
-    policy = torch.tensor([[-1.0, -3.0], [-2.5, -1.5]], dtype=dtype)
-    ref = torch.tensor([[-2.0, -2.0], [-3.0, -3.0]], dtype=dtype)
-    return PreferenceLogps(policy=policy, ref=ref, scores=torch.tensor([[1.0, 0.0], [0.0, 1.0]]), weight=weight)
 
 
 def test_hand_computed():
@@ -31,7 +25,7 @@ def test_hand_computed():
     list 0, p = 0.8: log(1 + e^−1)   + 0.2·1.0 = 0.3132617 + 0.2  = 0.5132617
     list 1, p = 0.6: log(1 + e^−0.5) + 0.4·0.5 = 0.4740770 + 0.2  = 0.6740770
     """
-    x = _batch(weight=torch.tensor([0.8, 0.6]))
+    x = soft_label_batch(weight=torch.tensor([0.8, 0.6]))
     expected = torch.tensor([math.log1p(math.exp(-1.0)) + 0.2, math.log1p(math.exp(-0.5)) + 0.2])
     assert_close(loss(x, beta=0.5), expected)
     assert_close(expected, torch.tensor([0.5132617, 0.6740770]))
@@ -44,7 +38,7 @@ def test_hand_computed_gradient():
     list 0, p = 0.8: 0.5·(0.7310586 − 0.8) = −0.0344707  → policy grad [−0.0344707, +0.0344707] (y_w in column 0)
     list 1, p = 0.6: 0.5·(0.6224593 − 0.6) = +0.0112297  → policy grad [−0.0112297, +0.0112297] (y_w in column 1)
     """
-    x = _batch(weight=torch.tensor([0.8, 0.6]))
+    x = soft_label_batch(weight=torch.tensor([0.8, 0.6]))
     policy = x.policy.clone().requires_grad_(True)
     loss(PreferenceLogps(policy=policy, ref=x.ref, scores=x.scores, weight=x.weight), beta=0.5).sum().backward()
     assert_close(policy.grad, torch.tensor([[-0.0344707, 0.0344707], [-0.0112297, 0.0112297]]))
@@ -73,11 +67,12 @@ def test_minimiser_is_the_soft_label():
 def test_reductions_to_dpo():
     """p = 1 (no weight) is DPO bit for bit; p = 1 − ε is DPO with label smoothing ε; p = 0 is DPO on the swapped
     pair (−log σ(−β·h))."""
-    x = _batch()
+    x = soft_label_batch()
     assert torch.equal(loss(x, beta=0.1), dpo_loss(x, beta=0.1))
-    assert_close(loss(_batch(weight=torch.full((2,), 0.9)), beta=0.1), dpo_loss(x, beta=0.1, label_smoothing=0.1))
+    smoothed = loss(soft_label_batch(weight=torch.full((2,), 0.9)), beta=0.1)
+    assert_close(smoothed, dpo_loss(x, beta=0.1, label_smoothing=0.1))
     swapped = PreferenceLogps(policy=x.policy, ref=x.ref, scores=1 - x.scores)
-    assert_close(loss(_batch(weight=torch.zeros(2)), beta=0.1), dpo_loss(swapped, beta=0.1))
+    assert_close(loss(soft_label_batch(weight=torch.zeros(2)), beta=0.1), dpo_loss(swapped, beta=0.1))
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
@@ -106,4 +101,4 @@ def test_tied_list_is_zero_even_with_a_weight():
 
 def test_weight_outside_unit_interval_names_the_loss_and_the_list():
     with pytest.raises(ValueError, match="test: weight must lie in \\[0, 1\\]; list 1 has weight 1.5"):
-        loss(_batch(weight=torch.tensor([0.5, 1.5])))
+        loss(soft_label_batch(weight=torch.tensor([0.5, 1.5])))
