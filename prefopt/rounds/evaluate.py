@@ -15,8 +15,10 @@ Under ``accelerate launch`` every process calls the evaluation: each samples and
 
 from __future__ import annotations
 
+import functools
 import json
 import math
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -88,11 +90,21 @@ def _key(prompt) -> str:
 
 def _user_prompts(cfg: DictConfig) -> tuple[list, str] | None:
     """The user's own prompts, in file order (unique), and where they came from; None on the tiny world's."""
-    if cfg.data.prompts:
-        rows = load_prompts(cfg.data.prompts, split=cfg.data.split, gold_field=cfg.data.gold_field)
-        return [r[0] if cfg.data.gold_field else r for r in rows], "data.prompts"
-    if cfg.data.train:
-        records, _ = load_records(cfg.data.train, split=cfg.data.split)
+    source = cfg.data.prompts or cfg.data.train
+    stamp = os.stat(source).st_mtime_ns if source and os.path.exists(source) else None  # an edited file is reread
+    return _read_user_prompts(cfg.data.prompts, cfg.data.train, cfg.data.split, cfg.data.gold_field, stamp)
+
+
+@functools.lru_cache(maxsize=4)
+def _read_user_prompts(prompts: str | None, train: str | None, split: str, gold_field: str | None,
+                       stamp: int | None) -> tuple[list, str] | None:
+    # cached: every round asks for the held-out slice (to leave it out) and the evaluation once more; a file (or a
+    # hub dataset) is read once per run, not once per ask. Callers do not modify the lists.
+    if prompts:
+        rows = load_prompts(prompts, split=split, gold_field=gold_field)
+        return [r[0] if gold_field else r for r in rows], "data.prompts"
+    if train:
+        records, _ = load_records(train, split=split)
         seen: dict[str, Any] = {}
         for r in records:
             seen.setdefault(_key(r["prompt"]), r["prompt"])
