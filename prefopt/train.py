@@ -84,6 +84,10 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.flush()
         finished = True
         return status
+    except KeyboardInterrupt:
+        print("\n[prefopt] interrupted: finished rounds and saved checkpoints are kept; run the same command with "
+              "resume=true to continue", file=sys.stderr)
+        return 130  # the shell's status for Ctrl-C
     except BrokenPipeError:
         # `prefopt --help | head`: the reader left; stop quietly (Python docs, "Note on SIGPIPE").
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
