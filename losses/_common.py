@@ -88,3 +88,25 @@ def soft_label_pair_loss(x: PreferenceLogps, beta: float, name: str) -> Tensor:
     h, has_pref = pair_margin(x)  # (B,), (B,)
     p = weight_or_one(x, name)  # (B,) or 1.0, checked to lie in [0, 1]
     return soft_logistic(beta * h, p) * has_pref
+
+
+def pair_columns(x: PreferenceLogps, values: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """The chosen and rejected entries of a (B, K) tensor, for each list's best-vs-worst pair (``best_worst``).
+
+    Returns:
+        w: (B,) ``values`` at the chosen response; l: (B,) at the rejected one; has_pref: (B,) bool.
+    """
+    chosen, rejected, has_pref = best_worst(x)
+    return values.gather(1, chosen[:, None]).squeeze(1), values.gather(1, rejected[:, None]).squeeze(1), has_pref
+
+
+def lengths_of(x: PreferenceLogps, name: str) -> Tensor:
+    """(B, K) response token counts in the compute dtype, at least 1 (TRL clamps the same way)."""
+    if x.lengths is None:
+        raise ValueError(f"{name}: PreferenceLogps.lengths (response token counts) is needed")
+    return x.lengths.to(compute_dtype(x)).clamp(min=1.0)
+
+
+def where_pref(loss: Tensor, has_pref: Tensor) -> Tensor:
+    """``loss`` on lists with a preference, exactly 0 (no gradient) on tied lists."""
+    return torch.where(has_pref, loss, torch.zeros((), dtype=loss.dtype, device=loss.device))

@@ -34,6 +34,11 @@ class LossSpec:
         needs_token_kl: ``x.token_kl`` (KL(ref || policy) per position, a full-vocabulary quantity) must be given.
         uses_weight: the loss reads ``x.weight`` when present (consistency, soft label ...).
         listwise: the loss learns from whole lists; run validation refuses a pairing rule that cuts lists into pairs.
+        batchwise: entry b of the loss is not list b's own loss (AOT sorts over the batch, SFT is a token mean over
+            it, KTO's KL baseline is a batch mean): only the batch mean, which the trainer takes, is meaningful.
+        unpaired: the loss learns from single labelled responses (KTO): each list is [the response, a mismatched
+            response for the KL baseline] with the label in ``weight`` (``prefopt.data.unpaired`` builds them, and
+            the trainer keeps the batches in data order so each batch holds its own mismatched responses).
         paper: short citation shown in ``--help`` and docs.
         defaults: (derived) ``{hyper-parameter: default}`` in signature order.
         rules: (derived) ``{hyper-parameter: Rule}``, what each accepts.
@@ -46,6 +51,8 @@ class LossSpec:
     needs_token_kl: bool = False
     uses_weight: bool = False
     listwise: bool = False
+    batchwise: bool = False
+    unpaired: bool = False
     paper: str = ""
     defaults: dict[str, Any] = field(init=False)
     rules: dict[str, Rule] = field(init=False, repr=False)

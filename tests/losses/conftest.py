@@ -15,8 +15,11 @@ def random_logps(spec: LossSpec | None = None, *, B: int = 4, K: int = 3, T: int
     policy/ref are the masked sums of policy_tokens/ref_tokens; positions outside token_mask and padded list
     slots hold garbage a correct loss must ignore; scores are distinct in each list (so every list has a strict
     best and a strict worst); weight lies in [0, 1]. ``scale`` sets the size of the log-ratio margins h (about
-    ±scale). ``ragged`` pads the last slot of every other list (K >= 3 keeps two valid entries).
+    ±scale). ``ragged`` pads the last slot of every other list (K >= 3 keeps two valid entries). For an unpaired
+    loss (KTO) each list is K = 2 [response, mismatched response] with a 0/1 label in weight.
     """
+    if spec is not None and spec.unpaired:  # [the labelled response, a mismatched one]; weight is the label
+        K, ragged = 2, False
     g = torch.Generator().manual_seed(seed)
     f64 = dict(dtype=torch.float64)
     rand = lambda *shape: torch.rand(*shape, generator=g, **f64)
@@ -42,6 +45,7 @@ def random_logps(spec: LossSpec | None = None, *, B: int = 4, K: int = 3, T: int
         # what a padded slot holds must not matter
         policy, ref, scores = (t.masked_fill(~mask, v) for t, v in ((policy, 37.0), (ref, -91.0), (scores, 99.0)))
 
+    labels = lambda n: (torch.arange(n) % 2 == 0).to(torch.float64)  # both labels in every batch of 2 or more
     spec = spec or LossSpec(lambda x: x, needs_tokens=True, needs_segments=True, needs_token_kl=True,
                             uses_weight=True)
     x = PreferenceLogps(
@@ -49,7 +53,7 @@ def random_logps(spec: LossSpec | None = None, *, B: int = 4, K: int = 3, T: int
         ref=ref.to(dtype) if spec.needs_ref else None,
         scores=scores.to(dtype),
         mask=mask,
-        weight=rand(B).to(dtype) if spec.uses_weight else None,
+        weight=(labels(B) if spec.unpaired else rand(B)).to(dtype) if spec.uses_weight else None,
         lengths=lengths,
         policy_tokens=policy_tokens.to(dtype) if spec.needs_tokens else None,
         ref_tokens=ref_tokens.to(dtype) if spec.needs_tokens else None,

@@ -28,7 +28,7 @@ def bare(x, *, beta=0.1, steps=3, on=True, mode="b", anything=None):
 @pytest.mark.parametrize("name", list(LOSSES))
 def test_every_built_in_declares_a_checked_type_and_accepts_its_defaults(name):
     spec = LOSSES[name]
-    assert spec.defaults and all(rule.kind is not None for rule in spec.rules.values())
+    assert all(rule.kind is not None for rule in spec.rules.values())  # sft has no hyper-parameter, as in TRL
     assert spec.validate(spec.defaults) == []
     assert spec.summary and "\n" not in spec.summary and not spec.summary.endswith(".")
 
@@ -112,4 +112,4 @@ def test_plugin_errors_name_the_path(monkeypatch):
     with pytest.raises(ValueError, match="cannot import module 'broken_plugin'"):
         get_loss("broken_plugin:fn")
     with pytest.raises(KeyError, match="or 'package.module:function' for a loss of your own"):
-        get_loss("ipo")
+        get_loss("ipo_v2")

@@ -1,0 +1,62 @@
+"""KTO: Kahneman-Tversky Optimization, on single responses labelled desirable or undesirable (unpaired data).
+
+An unpaired example reaches this loss as a list of two (LossSpec ``unpaired=True``): column 0 the labelled
+response y to prompt x, column 1 a mismatched response y' (another example's response, put under x), from which
+the KL baseline is estimated; ``x.weight`` is the label. ``prefopt.data.unpaired`` builds such lists from TRL's
+unpaired format (prompt, completion, label) or from pairs, rotating responses within each batch as TRL's
+KTOTrainer does.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from losses._common import log_ratios
+from losses.hparams import Positive
+from losses.types import PreferenceLogps
+
+
+def kto_loss(x: PreferenceLogps, *, beta: Positive = 0.1, desirable_weight: Positive = 1.0,
+             undesirable_weight: Positive = 1.0) -> Tensor:
+    """KTO loss, per example.
+
+    Paper:
+        Ethayarajh, Xu, Muennighoff, Jurafsky, Kiela (2024), "KTO: Model Alignment as Prospect Theoretic
+        Optimization", arXiv 2402.01306, Eqs. 7-8; computed as TRL 1.16's ``KTOTrainer`` (loss_type="kto").
+
+    Formula:
+        r = log πθ(y|x) − log πref(y|x)
+        z₀ = max(0, mean_b[log πθ(y'_b|x_b) − log πref(y'_b|x_b)])     the KL estimate, no gradient
+        loss = λ_D·(1 − σ(β·(r − z₀)))   if y is desirable
+               λ_U·(1 − σ(β·(z₀ − r)))   if y is undesirable
+
+    Where:
+        πθ = ``x.policy``, πref = ``x.ref``: (B, 2); column 0 the labelled response y, column 1 the mismatched y'
+        label = ``x.weight`` (B,): 1 desirable, 0 undesirable
+        β = ``beta`` > 0; λ_D = ``desirable_weight``, λ_U = ``undesirable_weight`` > 0 (Eq. 8: pick them so that
+        λ_D·n_D / (λ_U·n_U) lies in [1, 4/3])
+
+    Returns:
+        (B,) entries whose mean is the loss; z₀ couples the batch (``batchwise=True``); float32 for bf16/fp16.
+
+    Open choices:
+        z₀ is the mean over this batch (TRL also averages it over processes; a pure loss cannot see them); it is
+        detached and clamped at 0, as in the paper and TRL. ``x.scores`` are not read.
+
+    Reduction to DPO:
+        None exact: KTO needs no pairs. With pairs unpaired (y_w desirable, y_l undesirable) and z₀ = 0 its
+        gradient points the way DPO's does, each response scored against the batch's KL baseline alone.
+    """
+    if x.policy.shape[1] != 2 or x.weight is None:
+        raise ValueError("kto_loss: each example is a list of 2 (the labelled response, a mismatched one) with its "
+                         f"label in weight; got K = {x.policy.shape[1]}, weight {'None' if x.weight is None else 'set'}")
+    label = x.weight
+    if not torch.compiler.is_compiling() and ((label != 0) & (label != 1)).any():
+        raise ValueError("kto_loss: weight is the label and must be 1 (desirable) or 0 (undesirable)")
+    ratios = log_ratios(x)  # (B, 2)
+    z0 = ratios[:, 1].mean().detach().clamp(min=0)
+    r = ratios[:, 0]
+    desirable = desirable_weight * (1 - torch.sigmoid(beta * (r - z0)))
+    undesirable = undesirable_weight * (1 - torch.sigmoid(beta * (z0 - r)))
+    return torch.where(label.bool(), desirable, undesirable)
