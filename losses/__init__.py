@@ -85,6 +85,16 @@ def get_loss(name: str | Sequence[str], weights: Sequence[float] | None = None) 
     return combine([(n, _one(n)) for n in names], list(weights) if weights is not None else [1.0] * len(names))
 
 
+def loss_from_block(block: dict) -> LossSpec:
+    """The loss a config block names: ``{"name": str | [str, ...], "weights": [float, ...] | None, **hyper}``."""
+    name, weights = block["name"], block.get("weights")
+    if weights is not None and not isinstance(weights, (list, tuple)):
+        raise ValueError(f"loss.weights must be a list with one number per loss in loss.name, got {weights!r}")
+    if isinstance(name, (list, tuple)) or weights is not None:
+        return get_loss(list(name) if isinstance(name, (list, tuple)) else name, weights)
+    return get_loss(name)
+
+
 def _one(name: str) -> LossSpec:
     if not isinstance(name, str):
         raise KeyError(f"loss names are strings, got {name!r}")
@@ -97,9 +107,9 @@ def _one(name: str) -> LossSpec:
                        "(or 'package.module:function' for a loss of your own)") from None
 
 
-__all__ = ["LOSSES", "TRL_LOSS_TYPES", "Interval", "LossSpec", "NonNegative", "Positive", "PreferenceLogps",
-           "Probability", "WeightedSum", "aot_loss", "aot_unpaired_loss", "apo_down_loss", "apo_zero_loss",
+__all__ = ["Interval", "LOSSES", "LossSpec", "NonNegative", "Positive", "PreferenceLogps", "Probability",
+           "TRL_LOSS_TYPES", "WeightedSum", "aot_loss", "aot_unpaired_loss", "apo_down_loss", "apo_zero_loss",
            "bco_pair_loss", "best_worst", "combine", "cream_loss", "d2o_loss", "discopop_loss", "dno_loss", "dpo_loss",
            "exo_pair_loss", "get_loss", "hinge_loss", "ipo_loss", "kto_loss", "lipo_loss", "load_loss", "log_ratios",
-           "nca_pair_loss", "orpo_loss", "osp_loss", "pair_margin", "robust_loss", "rrpo_loss", "sft_loss",
-           "sigmoid_loss", "sigmoid_norm_loss", "simpo_loss", "soft_logistic", "sppo_hard_loss"]
+           "loss_from_block", "nca_pair_loss", "orpo_loss", "osp_loss", "pair_margin", "robust_loss", "rrpo_loss",
+           "sft_loss", "sigmoid_loss", "sigmoid_norm_loss", "simpo_loss", "soft_logistic", "sppo_hard_loss"]

@@ -49,8 +49,9 @@ def kto_loss(x: PreferenceLogps, *, beta: Positive = 0.1, desirable_weight: Posi
         gradient points the way DPO's does, each response scored against the batch's KL baseline alone.
     """
     if x.policy.shape[1] != 2 or x.weight is None:
-        raise ValueError("kto_loss: each example is a list of 2 (the labelled response, a mismatched one) with its "
-                         f"label in weight; got K = {x.policy.shape[1]}, weight {'None' if x.weight is None else 'set'}")
+        raise ValueError("kto_loss: each example is a list of 2 (the labelled response, a mismatched one) with "
+                         f"its label in weight; got K = {x.policy.shape[1]}, weight "
+                         f"{'None' if x.weight is None else 'set'}")
     label = x.weight
     if not torch.compiler.is_compiling() and ((label != 0) & (label != 1)).any():
         raise ValueError("kto_loss: weight is the label and must be 1 (desirable) or 0 (undesirable)")

@@ -21,8 +21,8 @@ from losses.types import PreferenceLogps
 
 def normalized_margin(x: PreferenceLogps, name: str) -> tuple[Tensor, Tensor]:
     """(h̄ (B,), has_pref (B,)): the margin of per-token log-ratios (module docstring)."""
-    w, l, has_pref = pair_columns(x, log_ratios(x) / lengths_of(x, name))
-    return w - l, has_pref
+    chosen, rejected, has_pref = pair_columns(x, log_ratios(x) / lengths_of(x, name))
+    return chosen - rejected, has_pref
 
 
 def ipo_loss(x: PreferenceLogps, *, beta: Positive = 0.1) -> Tensor:

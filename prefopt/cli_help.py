@@ -112,7 +112,7 @@ def _key_lines(rows, cfg: DictConfig | None) -> list[str]:
 
 
 def _loss_lines(cfg: DictConfig | None) -> list[str]:
-    if cfg is not None and cfg.loss.name in LOSSES:
+    if cfg is not None and isinstance(cfg.loss.name, str) and cfg.loss.name in LOSSES:
         set_here = OmegaConf.to_container(cfg.loss)
         spec = LOSSES[set_here.pop("name")]
         return [f"  loss.{k}={show(set_here.get(k, v))}".ljust(40) + (
@@ -129,7 +129,7 @@ def block_help(name: str, cfg: DictConfig | None = None) -> str:
     if name == "loss":
         rows = {row[0]: row for row in loss_rows()}
         head = "losses (loss.name=NAME, then loss.<hyper-parameter>=value):"
-        if cfg is not None and cfg.loss.name in rows:
+        if cfg is not None and isinstance(cfg.loss.name, str) and cfg.loss.name in rows:
             head = f"loss.name={cfg.loss.name}: {rows[cfg.loss.name][1]} ({rows[cfg.loss.name][3]})"
         return head + "\n" + "\n".join(_loss_lines(cfg))
     if name not in table:

@@ -16,7 +16,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, ValidationError
 
-from losses import LOSSES, get_loss
+from losses import LOSSES, loss_from_block
 
 RECIPES_DIR = Path(__file__).resolve().parent.parent / "recipes"
 
@@ -138,7 +138,9 @@ class RunConfig:
     data: DataConfig = key(DataConfig, "where the training, eval and prompt data come from")
     generation: SamplingConfig = key(SamplingConfig, "sampling of self-generated responses")
     pairing: PairingConfig = key(PairingConfig, "scored lists to training lists")
-    loss: dict[str, Any] = key({"name": "dpo"}, "loss.name (see the losses list) and its hyper-parameters")
+    loss: dict[str, Any] = key({"name": "dpo"}, "loss.name (see the losses list, or a list of names summed with "
+                                                "loss.weights, as TRL's loss_type/loss_weights) and its "
+                                                "hyper-parameters")
     reference: ReferenceConfig = key(ReferenceConfig, "the reference policy of the loss")
     peft: PeftSettings = key(PeftSettings, "LoRA / QLoRA adapters")
     train: TrainSettings = key(TrainSettings, "the optimisation of each round (transformers TrainingArguments)")
@@ -206,17 +208,32 @@ def load_config(argv: list[str]) -> DictConfig:
     return cfg
 
 
+LOSS_KEYS = ("name", "weights")  # the loss block's keys that are not hyper-parameters
+
+
 def check_loss(cfg: DictConfig) -> None:
     loss = OmegaConf.to_container(cfg.loss)
     if "name" not in loss:
         raise ValueError(f"loss.name is required; valid: {', '.join(sorted(LOSSES))}")
-    problems = get_loss(loss["name"]).validate({k: v for k, v in loss.items() if k != "name"})
+    problems = loss_spec(cfg).validate(loss_kwargs(cfg))
     if problems:
         raise ValueError("; ".join(problems))
 
 
+def loss_spec(cfg: DictConfig):
+    """The run's ``LossSpec``: ``loss.name`` (one name, or a list summed with ``loss.weights`` as TRL's
+    ``loss_type=[...]``/``loss_weights=[...]``)."""
+    return loss_from_block(OmegaConf.to_container(cfg.loss))
+
+
+def loss_label(cfg: DictConfig) -> str:
+    """``loss.name`` in one word: ``dpo``, or ``sigmoid+sft`` for a weighted sum."""
+    name = OmegaConf.to_container(cfg.loss)["name"]
+    return "+".join(map(str, name)) if isinstance(name, list) else str(name)
+
+
 def loss_kwargs(cfg: DictConfig) -> dict[str, Any]:
-    return {k: v for k, v in OmegaConf.to_container(cfg.loss).items() if k != "name"}
+    return {k: v for k, v in OmegaConf.to_container(cfg.loss).items() if k not in LOSS_KEYS}
 
 
 def learning_rates(cfg: DictConfig) -> list[float]:

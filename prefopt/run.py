@@ -9,6 +9,7 @@ redone on resume; an unfinished one resumes from its newest complete and finite 
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from pathlib import Path
@@ -20,15 +21,14 @@ from accelerate.utils import parse_flag_from_env
 from omegaconf import DictConfig, OmegaConf
 from transformers import AutoModelForCausalLM, TrainerCallback, TrainingArguments, set_seed
 
-from losses import get_loss
-from prefopt.config import learning_rates, loss_kwargs
+from prefopt.config import learning_rates, loss_kwargs, loss_label, loss_spec
 from prefopt.data.features import tokenize_records
 from prefopt.data.records import load_records
 from prefopt.data.tokenize import chat_records
 from prefopt.distributed import main_value
 from prefopt.modeling import load_frozen, load_policy, wrap_peft
 from prefopt.outputs import MetricsJsonl, format_reward, peak_memory_mb, plot_curves, write_summary
-from prefopt.rounds.build import RoundData, build_round_data
+from prefopt.rounds.build import RoundData, build_round_data, model_features
 from prefopt.rounds.evaluate import RewardEval
 from prefopt.rounds.weighting import RoundContext
 from prefopt.run_folder import RoundPaths, RunFolder, save_folder_atomic
@@ -65,7 +65,7 @@ def _reference(cfg: DictConfig, policy, features: list[dict], collator: ListColl
     """(ref_model, features) for the round's reference mode: a copy of ``initial`` (the run's first policy, when
     ``reference.per_round`` is false) or of the round's starting ``policy``; ``reference.model`` when given. With
     ``mode=adapter`` the base model (adapter off) is the reference, which is always the initial policy."""
-    mode, spec = cfg.reference.mode, get_loss(cfg.loss.name)
+    mode, spec = cfg.reference.mode, loss_spec(cfg)
     if mode not in ("model", "adapter", "precomputed"):
         raise ValueError(f"reference.mode must be one of model, adapter, precomputed; got {mode!r}")
     if not spec.needs_ref or mode == "adapter":
@@ -76,13 +76,13 @@ def _reference(cfg: DictConfig, policy, features: list[dict], collator: ListColl
     if mode == "model":
         return ref, features
     if spec.needs_tokens:
-        raise ValueError(f"loss {cfg.loss.name!r} needs per-token reference log-probs; use reference.mode=model")
+        raise ValueError(f"loss {loss_label(cfg)!r} needs per-token reference log-probs; use reference.mode=model")
     return None, precompute_ref_logps(ref, features, collator, batch_size=cfg.reference.batch_size)
 
 
 def _reference_note(cfg: DictConfig, lists: int) -> str:
-    if not get_loss(cfg.loss.name).needs_ref:
-        return f"none (loss {cfg.loss.name} needs no reference)"
+    if not loss_spec(cfg).needs_ref:
+        return f"none (loss {loss_label(cfg)} needs no reference)"
     return {"model": f"{cfg.reference.model or 'a frozen copy of the policy'}, live",
             "adapter": "the PEFT base model (adapter off), live",
             "precomputed": f"log-probs of {lists} lists precomputed"}[cfg.reference.mode]
@@ -93,9 +93,10 @@ def _eval_features(cfg: DictConfig, tokenizer) -> list[dict] | None:
         return None
     records, _ = load_records(cfg.data.eval, split=cfg.data.eval_split)
     records = chat_records(records, tokenizer, cfg.data.chat_template)
-    return tokenize_records(records, tokenizer, max_length=cfg.data.max_length,
-                            max_prompt_length=cfg.data.max_prompt_length,
-                            truncation_mode=cfg.data.truncation_mode)[0]
+    tokenize = functools.partial(tokenize_records, tokenizer=tokenizer, max_length=cfg.data.max_length,
+                                 max_prompt_length=cfg.data.max_prompt_length,
+                                 truncation_mode=cfg.data.truncation_mode)
+    return model_features(loss_spec(cfg), records, tokenize, cfg.train.per_device_batch_size)[0]
 
 
 PROGRESS_FILE = "prefopt_progress.json"  # tokens and seconds trained so far, saved beside each checkpoint
@@ -136,7 +137,7 @@ def train_round(cfg: DictConfig, policy, tokenizer, data: RoundData, paths: Roun
     if cfg.resume and PartialState().is_main_process:  # rows logged after the checkpoint will be logged again
         folder.trim_metrics(index, int(last.name.split("-")[1]) if last else 0)
     tracker = tracker or Tracker("none", folder.root)
-    trainer = PreferenceTrainer(policy, training_arguments(cfg, paths.checkpoints, index), loss=cfg.loss.name,
+    trainer = PreferenceTrainer(policy, training_arguments(cfg, paths.checkpoints, index), loss=loss_spec(cfg),
                                 loss_kwargs=loss_kwargs(cfg), ref_model=ref_model, collator=collator,
                                 train_dataset=features, eval_dataset=eval_features, processing_class=tokenizer,
                                 callbacks=[MetricsJsonl(folder.metrics, index), progress, *tracker.callbacks(index)])
@@ -243,7 +244,7 @@ def _summary(cfg: DictConfig, records: list[dict], before: dict | None) -> dict[
     """The whole run, resumed or not: every round's record as first written, summed."""
     seconds = sum(r.get("seconds", 0.0) for r in records)
     tokens = sum(r.get("tokens", 0) for r in records)
-    summary = {"recipe": cfg.recipe, "loss": cfg.loss.name, "rounds": records,
+    summary = {"recipe": cfg.recipe, "loss": loss_label(cfg), "rounds": records,
                "steps": sum(r["steps"] for r in records), "tokens": tokens, "train_seconds": round(seconds, 2),
                "tokens_per_second": round(tokens / seconds, 1) if seconds else 0.0,
                "peak_memory_mb": round(peak_memory_mb(), 1)}

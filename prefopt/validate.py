@@ -15,8 +15,6 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from losses import get_loss
-
 # ---- ranges of the typed keys -----------------------------------------------------------------------------------
 _POS, _NONNEG = (lambda v: v > 0, "> 0"), (lambda v: v >= 0, ">= 0")
 _GE1 = (lambda v: v >= 1, ">= 1")
@@ -144,19 +142,22 @@ def _import(path: Any, key: str) -> list[str]:
 
 # ---- the loss and how the data fits it -------------------------------------------------------------------------
 def _loss(cfg: DictConfig) -> list[str]:
-    from prefopt.config import loss_kwargs
+    from prefopt.config import loss_kwargs, loss_label, loss_spec
     from prefopt.rounds import pairing
 
-    spec = get_loss(cfg.loss.name)  # load_config already checked the name
+    spec, name = loss_spec(cfg), loss_label(cfg)  # load_config already checked the name
     out = list(spec.validate(loss_kwargs(cfg))) if hasattr(spec, "validate") else []
     if cfg.reference.mode == "adapter" and not cfg.peft.enabled:
         out.append("reference.mode=adapter uses the PEFT base as the reference, but peft.enabled is false")
     if cfg.reference.mode == "precomputed" and spec.needs_tokens:
-        out.append(f"loss {cfg.loss.name} needs per-token reference log-probs: use reference.mode=model "
+        out.append(f"loss {name} needs per-token reference log-probs: use reference.mode=model "
                    "(precomputed keeps sequence log-probs only)")
     if spec.listwise and cfg.pairing.rule not in pairing.LIST_RULES:
-        out.append(f"loss {cfg.loss.name} learns from whole lists, but pairing.rule={cfg.pairing.rule} turns each "
+        out.append(f"loss {name} learns from whole lists, but pairing.rule={cfg.pairing.rule} turns each "
                    f"list into pairs; use pairing.rule={' or '.join(sorted(pairing.LIST_RULES))}")
+    if spec.unpaired and cfg.train.per_device_batch_size < 2:
+        out.append(f"loss {name} estimates its KL baseline from the other examples of each batch: "
+                   f"train.per_device_batch_size must be >= 2, got {cfg.train.per_device_batch_size}")
     if cfg.previous_model and cfg.previous_model == cfg.model:
         out.append(f"previous_model is the model itself ({cfg.model}): every implicit reward log π(y|x) − "
                    "log π_prev(y|x) would be 0; pass model=<the checkpoint trained from previous_model>")

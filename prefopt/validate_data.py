@@ -11,7 +11,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from losses import get_loss
+from losses import loss_from_block
 
 # Keys that change nothing a run computes: a resumed run may change them freely.
 RESULT_NEUTRAL = ("output_dir", "overwrite", "resume", "report_to", "threads", "train.logging_steps",
@@ -49,15 +49,27 @@ def probe_reward(path: str, prompt: Any, response: Any = "") -> list[str]:
     return []
 
 
+def _fits_loss(records: list[dict], key: str, unpaired_loss: bool) -> list[str]:
+    """Unpaired examples (TRL's prompt/completion/label) carry no preference a pairwise or listwise loss can use."""
+    from prefopt.data.unpaired import is_unpaired
+
+    if unpaired_loss or not any(is_unpaired(r) for r in records):
+        return []
+    return [f"{key} is in TRL's unpaired format (prompt, completion, label): single labelled responses, which only an "
+            "unpaired loss learns from; use loss.name=kto, or give pairs or lists"]
+
+
 def check_data(cfg: DictConfig) -> list[str]:
     d, problems, first_prompt, first_response = cfg.data, [], None, ""
+    unpaired_loss = loss_from_block(OmegaConf.to_container(cfg.loss)).unpaired
     if d.train:
         records, errors = _read("records", d.train, split=d.split)
-        problems += errors
+        problems += errors + _fits_loss(records, "data.train", unpaired_loss)
         if records:
             first_prompt, first_response = records[0]["prompt"], records[0]["responses"][0]
     if d.eval:
-        problems += _read("records", d.eval, split=d.eval_split)[1]
+        records, errors = _read("records", d.eval, split=d.eval_split)
+        problems += errors + _fits_loss(records, "data.eval", unpaired_loss)
     if d.prompts:
         prompts, errors = _read("prompts", d.prompts, split=d.split, gold_field=d.gold_field)
         problems += errors
@@ -98,7 +110,7 @@ def check_resume(cfg: DictConfig, folder) -> list[str]:
     saved = OmegaConf.to_container(OmegaConf.load(folder.config), resolve=True)
     now = OmegaConf.to_container(cfg, resolve=True)
     for c in (saved, now):  # a hyper-parameter left at its default compares as that default
-        c["loss"] = {**get_loss(c["loss"]["name"]).defaults, **c["loss"]}
+        c["loss"] = {**loss_from_block(c["loss"]).defaults, **c["loss"]}
     conflicts = resume_conflicts(saved, now)
     if not conflicts:
         return []

@@ -6,9 +6,11 @@ Every example becomes one record (see DESIGN.md)::
      "weight": float | None, "segments": [...] | None, "meta": {...}}
 
 TRL's pairwise format (``prompt``/``chosen``/``rejected``, plain or conversational, with or without an explicit
-prompt) is read as a list of two with scores [1, 0]. Bad rows raise ``PreferenceDataError`` naming the source,
-the line (1-based, of the user's file) and the user's own field name (``chosen``, not ``responses[0]``); lists
-with no preference (all scores equal, or all responses identical) are dropped and counted, not raised.
+prompt) is read as a list of two with scores [1, 0]; TRL's unpaired format (``prompt``/``completion``/``label``,
+KTO) as one response whose score is its label (``prefopt.data.unpaired``). Bad rows raise ``PreferenceDataError``
+naming the source, the line (1-based, of the user's file) and the user's own field name (``chosen``, not
+``responses[0]``); lists with no preference (all scores equal, or all responses identical) are dropped and
+counted, not raised.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 from trl.data_utils import extract_prompt
 
 from prefopt.data.tokenize import is_messages
+from prefopt.data.unpaired import is_unpaired, is_unpaired_row, unpaired_record
 
 
 class PreferenceDataError(ValueError):
@@ -135,6 +138,16 @@ def normalize_row(row: dict[str, Any], *, index: int | str, source: str, allow_e
     """
     if not isinstance(row, dict):
         raise PreferenceDataError(f"{source} {_at(index)}: expected an object, got {type(row).__name__}")
+    if is_unpaired_row(row):  # TRL's unpaired format (KTO): prompt, completion, label
+        for name in ("prompt", "completion"):
+            if name not in row:
+                raise PreferenceDataError(f"{_where(source, index, name)} is missing")
+            _check_text(row[name], source, index, name, allow_empty and name == "completion")
+
+        def label_error(message: str):
+            raise PreferenceDataError(f"{_where(source, index, 'label')} {message}")
+
+        return unpaired_record(row, label_error)
     if "responses" in row:
         responses, scores = row["responses"], row.get("scores")
         names = [f"responses[{k}]" for k in range(len(responses) if isinstance(responses, list) else 0)]
@@ -148,12 +161,13 @@ def normalize_row(row: dict[str, Any], *, index: int | str, source: str, allow_e
         names = ["chosen", "rejected"]  # errors name the user's own fields
     else:
         present = ", ".join(sorted(row)) or "none"
-        raise PreferenceDataError(f"{source} {_at(index)}: expected fields prompt/responses/scores or "
-                                  f"prompt/chosen/rejected; found: {present}")
+        raise PreferenceDataError(f"{source} {_at(index)}: expected fields prompt/responses/scores, "
+                                  f"prompt/chosen/rejected or prompt/completion/label; found: {present}")
     if "prompt" not in row:
         raise PreferenceDataError(f"{_where(source, index, 'prompt')} is missing")
     _check_text(row["prompt"], source, index, "prompt")
-    if not isinstance(responses, list) or len(responses) < 2:
+    one_labelled = is_unpaired(row) and isinstance(responses, list) and len(responses) == 1  # saved KTO data
+    if not isinstance(responses, list) or (len(responses) < 2 and not one_labelled):
         n = len(responses) if isinstance(responses, list) else "not a list"
         raise PreferenceDataError(f"{_where(source, index, 'responses')} needs at least 2 responses, got {n}")
     if not isinstance(scores, list) or len(scores) != len(responses):
@@ -178,7 +192,10 @@ MAX_REPORTED = 10  # bad rows listed in one error; the rest are counted
 
 
 def has_signal(record: dict[str, Any]) -> str | None:
-    """Why a list carries no preference (``"tied"``, ``"identical"``), or None when it does."""
+    """Why a list carries no preference (``"tied"``, ``"identical"``), or None when it does (an unpaired example's
+    label is its signal)."""
+    if is_unpaired(record):
+        return None
     if max(record["scores"]) == min(record["scores"]):
         return "tied"
     texts = {json.dumps(r, sort_keys=True) for r in record["responses"]}

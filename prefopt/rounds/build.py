@@ -20,10 +20,11 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from losses import get_loss
+from losses import loss_from_block
 from prefopt.data.features import tokenize_records
 from prefopt.data.records import PreferenceDataError, load_prompts, load_records, normalize_rows
 from prefopt.data.tokenize import as_chat, chat_records
+from prefopt.data.unpaired import is_unpaired, unpaired_features
 from prefopt.distributed import is_main_process, main_value, shard_call
 from prefopt.rounds import pairing
 from prefopt.rounds.evaluate import held_out_keys, prompt_key, reward_spec
@@ -148,6 +149,8 @@ def build_records(cfg: DictConfig, ctx: RoundContext, index: int, report: dict) 
             scorer = make_scorer(spec, policy=ctx.policy, ref=ctx.previous, tokenizer=ctx.tokenizer)
             records = score_records(scorer, records)
             s.note = f"{sum(len(r['responses']) for r in records)} responses ({type(scorer).__name__})"
+    if records and all(is_unpaired(r) for r in records):  # single labelled responses (KTO): nothing to pair
+        return records
     weighting = _container(cfg.weighting)
     records = apply_weighting(records, ctx, weighting, stage="lists")
     records = _pair(cfg, records, ctx, index, report, scorer)
@@ -216,6 +219,22 @@ def report_line(report: dict[str, Any]) -> str:
     return "; ".join(parts) or "no report"
 
 
+def model_features(spec, records: list[dict], tokenize, batch_size: int) -> tuple[list[dict], Any]:
+    """Records → the features the loss trains on: ``tokenize(records)`` (-> features, report); for an unpaired loss
+    (KTO) the records unpaired and each example given its mismatched response (``prefopt.data.unpaired``).
+
+    Raises:
+        PreferenceDataError: unpaired data (TRL's prompt/completion/label) for a loss that needs preferences.
+    """
+    if spec.unpaired:
+        return unpaired_features(records, tokenize, batch_size)
+    if any(is_unpaired(r) for r in records):
+        raise PreferenceDataError("the data is in TRL's unpaired format (prompt, completion, label): single labelled "
+                                  "responses, which only an unpaired loss learns from; use loss.name=kto, or give "
+                                  "pairs or lists")
+    return tokenize(records)
+
+
 def build_round_data(cfg: DictConfig, ctx: RoundContext, *, index: int, round_dir: Path) -> RoundData:
     """The round's records (read back if this round already saved them) and their tokenized features.
 
@@ -239,13 +258,14 @@ def build_round_data(cfg: DictConfig, ctx: RoundContext, *, index: int, round_di
         if is_main_process():
             write_text_atomic(path, "".join(json.dumps(r) + "\n" for r in records))
         records = main_value(records)  # every process trains on exactly the lists the main process saved
-    spec = get_loss(cfg.loss.name)
+    spec = loss_from_block(_container(cfg.loss))
     segment_fn = None
     if spec.needs_segments:
         segment_fn = _segment_fn(_container(cfg.data.segments) or {})
-    features, tok_report = tokenize_records(records, ctx.tokenizer, max_length=cfg.data.max_length,
-                                            max_prompt_length=cfg.data.max_prompt_length,
-                                            truncation_mode=cfg.data.truncation_mode, segment_fn=segment_fn)
+    tokenize = functools.partial(tokenize_records, tokenizer=ctx.tokenizer, max_length=cfg.data.max_length,
+                                 max_prompt_length=cfg.data.max_prompt_length,
+                                 truncation_mode=cfg.data.truncation_mode, segment_fn=segment_fn)
+    features, tok_report = model_features(spec, records, tokenize, cfg.train.per_device_batch_size)
     report["tokenize"] = {k: v for k, v in asdict(tok_report).items() if k != "dropped_rows"}
     if is_main_process():
         print(f"[prefopt] round {index} data: {len(features)} lists ready"

@@ -21,7 +21,7 @@ from transformers import Trainer
 from trl.models import prepare_deepspeed, prepare_fsdp
 from trl.models.utils import disable_gradient_checkpointing
 
-from losses import PreferenceLogps, get_loss
+from losses import LossSpec, PreferenceLogps, get_loss
 from prefopt.trainer.collate import ListCollator
 from prefopt.trainer.logps import (
     ensure_fused_head,
@@ -43,8 +43,9 @@ class PreferenceTrainer(Trainer):
     Args:
         model: the policy (a transformers model, optionally PEFT-wrapped).
         args: ``transformers.TrainingArguments`` (``remove_unused_columns`` is forced off).
-        loss: registry name (``losses.LOSSES``) or a user's ``"package.module:function"``; ``loss_kwargs`` its
-            hyper-parameters, checked against the loss's declared types and ranges.
+        loss: registry name (``losses.LOSSES``), a user's ``"package.module:function"``, a list of names summed
+            with ``loss_weights`` (TRL's ``loss_type=[...]``/``loss_weights=[...]``), or a ``LossSpec``;
+            ``loss_kwargs`` its hyper-parameters, checked against the loss's declared types and ranges.
         ref_model: a frozen reference model; None means the PEFT base (adapter off) when the policy is a PEFT
             model, or precomputed ``ref_logps`` in the features.
         collator: a ``ListCollator``; features are as it documents.
@@ -53,15 +54,17 @@ class PreferenceTrainer(Trainer):
     # compute_loss returns a mean over the micro-batch: Trainer divides by the accumulation steps.
     loss_is_scaled_for_ga = False
 
-    def __init__(self, model, args, *, loss: str, loss_kwargs: dict[str, Any] | None = None, ref_model=None,
-                 collator: ListCollator, train_dataset=None, eval_dataset=None, processing_class=None,
-                 callbacks=None):
-        self.loss_spec = get_loss(loss)
+    def __init__(self, model, args, *, loss: str | list[str] | LossSpec, loss_kwargs: dict[str, Any] | None = None,
+                 loss_weights: list[float] | None = None, ref_model=None, collator: ListCollator,
+                 train_dataset=None, eval_dataset=None, processing_class=None, callbacks=None):
+        self.loss_spec = loss if isinstance(loss, LossSpec) else get_loss(loss, loss_weights)
         problems = self.loss_spec.validate(loss_kwargs or {})
         if problems:
             raise ValueError(f"loss {loss!r}: " + "; ".join(problems))
         self.loss_kwargs = {**self.loss_spec.defaults, **(loss_kwargs or {})}
         args.remove_unused_columns = False
+        if self.loss_spec.unpaired:  # each batch holds its own mismatched responses (KTO's KL baseline), in order
+            args.train_sampling_strategy = "sequential"
         collator = adapt_collator(collator, model, ref_model)  # per-sequence rows where a model cannot pack
         ensure_fused_head(model)
         super().__init__(model=model, args=args, data_collator=collator, train_dataset=train_dataset,
