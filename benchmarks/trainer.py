@@ -1,8 +1,10 @@
-"""prefopt DPO vs TRL's DPOTrainer: tokens/s and peak memory on the same model and data, in one run; and the
-overhead of a prefopt step with precomputed reference log-probs over a bare forward+backward of the same tokens.
+"""prefopt DPO vs TRL's DPOTrainer: tokens/s and peak memory on the same model and data, in one run; the
+overhead of a prefopt step with precomputed reference log-probs over a bare forward+backward of the same tokens;
+and what the reference-free losses (SimPO, ORPO: no reference model, no reference forward) save against DPO.
 
     python -m benchmarks.trainer                      # CPU: a 4-layer Llama, 128 pairs, batch 8
     python -m benchmarks.trainer --hidden 512 --layers 8 --steps 20
+    python -m benchmarks.trainer --reference-free     # only DPO (live reference) vs SimPO and ORPO
 
 Each measurement runs in its own subprocess, so peak memory (CUDA allocator peak on GPU, resident-set high-water
 mark on CPU, minus the process's footprint before training) is not polluted by the others.
@@ -108,9 +110,10 @@ def run_trl(args, queue):
                "peak_mb": _memory() - base})
 
 
-def _ours(args, precompute: bool):
+def _ours(args, precompute: bool, loss: str = "dpo"):
     from transformers import TrainingArguments
 
+    from losses import get_loss
     from prefopt.data.features import tokenize_records
     from prefopt.data.records import normalize_rows
     from prefopt.trainer.collate import ListCollator
@@ -121,19 +124,19 @@ def _ours(args, precompute: bool):
     records, _ = normalize_rows(_pairs(args), source="bench")
     feats, _ = tokenize_records(records, tok)
     collator = ListCollator(pad_token_id=0)
-    ref = copy.deepcopy(model)
+    ref = copy.deepcopy(model) if get_loss(loss).needs_ref else None  # SimPO, ORPO: no reference at all
     if precompute:
         feats = precompute_ref_logps(ref, feats, collator, cache_dir="/tmp/bench-cache")
         ref = None
     clock = _Clock()
-    trainer = PreferenceTrainer(model, TrainingArguments(**_common(args, "/tmp/bench-ours")), loss="dpo",
+    trainer = PreferenceTrainer(model, TrainingArguments(**_common(args, "/tmp/bench-ours")), loss=loss,
                                 ref_model=ref, collator=collator, train_dataset=feats, callbacks=[clock])
     return trainer, feats, clock
 
 
-def run_ours(args, queue, precompute=False):
+def run_ours(args, queue, precompute=False, loss="dpo"):
     base = _memory()
-    trainer, feats, clock = _ours(args, precompute)
+    trainer, feats, clock = _ours(args, precompute, loss)
     trainer.train()
     queue.put({"seconds": clock.seconds, "tokens": _tokens_per_step(feats, args.batch) * args.steps,
                "peak_mb": _memory() - base})
@@ -189,7 +192,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--prompt-len", type=int, default=64)
     parser.add_argument("--response-len", type=int, default=96)
+    parser.add_argument("--reference-free", action="store_true", help="only DPO vs the reference-free losses")
     args = parser.parse_args()
+    if args.reference_free:
+        return reference_free(args)
     trl, ours = measure(run_trl, args), measure(run_ours, args)
     pre, bare = measure(run_ours, args, precompute=True), measure(run_bare, args)
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({torch.get_num_threads()} threads)"
@@ -204,6 +210,22 @@ def main() -> None:
     print(f"  bare forward+backward: {bare['seconds'] / args.steps * 1000:.1f} ms/step; prefopt precomputed-ref "
           f"overhead: {100 * (pre['seconds'] / bare['seconds'] - 1):+.1f}%")
     print(json.dumps({"trl": trl, "prefopt": ours, "prefopt_precomputed": pre, "bare": bare}))
+
+
+def reference_free(args) -> None:
+    """DPO with a live reference model against SimPO and ORPO, which build no reference and run no reference
+    forward: the time and the peak memory they save."""
+    rows = {name: measure(run_ours, args, loss=name) for name in ("dpo", "simpo", "orpo")}
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({torch.get_num_threads()} threads)"
+    print(f"device: {device}; model: Llama {args.layers}x{args.hidden}, vocab {args.vocab}; "
+          f"batch {args.batch} pairs, {args.steps} timed steps")
+    dpo = rows["dpo"]
+    for name, r in rows.items():
+        note = "" if name == "dpo" else (f"   time {100 * (1 - r['seconds'] / dpo['seconds']):+.1f}% saved, "
+                                         f"memory {dpo['peak_mb'] - r['peak_mb']:+.1f} MB saved")
+        print(f"  {name + (' (live reference)' if name == 'dpo' else ' (no reference)'):26s} "
+              f"{r['seconds'] / args.steps * 1000:8.1f} ms/step   peak +{r['peak_mb']:8.1f} MB{note}")
+    print(json.dumps(rows))
 
 
 if __name__ == "__main__":
