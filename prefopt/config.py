@@ -138,9 +138,8 @@ class RunConfig:
     data: DataConfig = key(DataConfig, "where the training, eval and prompt data come from")
     generation: SamplingConfig = key(SamplingConfig, "sampling of self-generated responses")
     pairing: PairingConfig = key(PairingConfig, "scored lists to training lists")
-    loss: dict[str, Any] = key({"name": "dpo"}, "loss.name (see the losses list, or a list of names summed with "
-                                                "loss.weights, as TRL's loss_type/loss_weights) and its "
-                                                "hyper-parameters")
+    loss: dict[str, Any] = key({"name": "dpo"}, "loss.name (see the losses list; a list sums them, weighted by "
+                                                "loss.weights) and its hyper-parameters")
     reference: ReferenceConfig = key(ReferenceConfig, "the reference policy of the loss")
     peft: PeftSettings = key(PeftSettings, "LoRA / QLoRA adapters")
     train: TrainSettings = key(TrainSettings, "the optimisation of each round (transformers TrainingArguments)")
