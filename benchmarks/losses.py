@@ -29,6 +29,7 @@ from losses import LOSSES, LossSpec, PreferenceLogps  # noqa: E402
 
 def make_inputs(spec: LossSpec, B: int, K: int, T: int, seed: int = 0) -> tuple[PreferenceLogps, list[torch.Tensor]]:
     """Random consistent inputs (policy = masked sum of policy_tokens) and the leaves that receive gradients."""
+    K = 2 if spec.unpaired else K  # KTO: [the labelled response, a mismatched one], the label in weight
     g = torch.Generator().manual_seed(seed)
     token_mask = torch.arange(T) < torch.randint(T // 2, T + 1, (B, K, 1), generator=g)  # (B, K, T)
     policy_tokens = (-torch.rand(B, K, T, generator=g) * 2).requires_grad_(spec.needs_tokens)
@@ -39,7 +40,8 @@ def make_inputs(spec: LossSpec, B: int, K: int, T: int, seed: int = 0) -> tuple[
         policy=policy,
         ref=torch.where(token_mask, ref_tokens, 0.0).sum(-1) if spec.needs_ref else None,
         scores=torch.stack([torch.randperm(K, generator=g) for _ in range(B)]).float(),
-        weight=torch.rand(B, generator=g) if spec.uses_weight else None,
+        weight=((torch.rand(B, generator=g) > 0.5).float() if spec.unpaired else torch.rand(B, generator=g))
+        if spec.uses_weight else None,
         lengths=token_mask.sum(-1),
         policy_tokens=policy_tokens if spec.needs_tokens else None,
         ref_tokens=ref_tokens if spec.needs_tokens else None,
@@ -76,14 +78,14 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, CPU threads {torch.get_num_threads()}, float32, "
           f"B={args.B} K={args.K} T={args.T}, median of {args.runs} runs")
-    print(f"{'loss':<8}{'inputs':<34}{'fwd+bwd ms':>12}")
+    print(f"{'loss':<14}{'inputs':<34}{'fwd+bwd ms':>12}")
     for name in sorted(LOSSES):
         spec = LOSSES[name]
         x, leaves = make_inputs(spec, args.B, args.K, args.T)
         needs = ", ".join(n for n, on in (("ref", spec.needs_ref), ("tokens", spec.needs_tokens),
                                            ("segments", spec.needs_segments), ("token_kl", spec.needs_token_kl),
                                            ("weight", spec.uses_weight)) if on)
-        print(f"{name:<8}{needs:<34}{time_loss(spec, x, leaves, args.runs):>12.3f}")
+        print(f"{name:<14}{needs:<34}{time_loss(spec, x, leaves, args.runs):>12.3f}")
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from losses.discopop import discopop_loss
 from losses.dno import dno_loss
 from losses.dpo import dpo_loss
 from losses.hparams import Interval, NonNegative, Positive, Probability
-from losses.kto import kto_loss
+from losses.kto import kto_loss, kto_metrics
 from losses.lipo import lipo_loss
 from losses.margin import exo_pair_loss, hinge_loss, robust_loss, sigmoid_loss
 from losses.normalized import ipo_loss, sigmoid_norm_loss
@@ -64,7 +64,7 @@ LOSSES: dict[str, LossSpec] = {
     # beyond DPOTrainer: reference-free and unpaired
     "simpo": LossSpec(simpo_loss, needs_ref=False, paper="Meng et al., 2024, arXiv 2405.14734"),
     "orpo": LossSpec(orpo_loss, needs_ref=False, batchwise=True, paper="Hong et al., 2024, arXiv 2403.07691"),
-    "kto": LossSpec(kto_loss, uses_weight=True, batchwise=True, unpaired=True,
+    "kto": LossSpec(kto_loss, uses_weight=True, batchwise=True, unpaired=True, metrics=kto_metrics,
                     paper="Ethayarajh et al., 2024, arXiv 2402.01306"),
 }
 

@@ -56,8 +56,25 @@ def kto_loss(x: PreferenceLogps, *, beta: Positive = 0.1, desirable_weight: Posi
     if not torch.compiler.is_compiling() and ((label != 0) & (label != 1)).any():
         raise ValueError("kto_loss: weight is the label and must be 1 (desirable) or 0 (undesirable)")
     ratios = log_ratios(x)  # (B, 2)
-    z0 = ratios[:, 1].mean().detach().clamp(min=0)
+    z0 = kl_baseline(ratios)
     r = ratios[:, 0]
     desirable = desirable_weight * (1 - torch.sigmoid(beta * (r - z0)))
     undesirable = undesirable_weight * (1 - torch.sigmoid(beta * (z0 - r)))
     return torch.where(label.bool(), desirable, undesirable)
+
+
+def kl_baseline(ratios: Tensor) -> Tensor:
+    """z₀ = max(0, mean of the mismatched responses' log-ratios), detached: () from (B, 2) log-ratios."""
+    return ratios[:, 1].mean().detach().clamp(min=0)
+
+
+@torch.no_grad()
+def kto_metrics(x: PreferenceLogps, beta: float) -> dict[str, Tensor]:
+    """What TRL's KTOTrainer logs, per example (NaN where it does not apply): the implicit reward β·r and log-prob
+    of the desirable ("chosen") and the undesirable ("rejected") examples, and the KL baseline z₀."""
+    ratios, label = log_ratios(x).float(), x.weight.bool()
+    reward, policy = beta * ratios[:, 0], x.policy[:, 0].float()
+    nan = torch.full_like(reward, float("nan"))
+    return {"rewards/chosen": torch.where(label, reward, nan), "rewards/rejected": torch.where(label, nan, reward),
+            "logps/chosen": torch.where(label, policy, nan), "logps/rejected": torch.where(label, nan, policy),
+            "kl": kl_baseline(ratios).expand_as(reward)}

@@ -40,6 +40,8 @@ class LossSpec:
             response for the KL baseline] with the label in ``weight`` (``prefopt.data.unpaired`` builds them, and
             the trainer keeps the batches in data order so each batch holds its own mismatched responses).
         paper: short citation shown in ``--help`` and docs.
+        metrics: ``metrics(x, beta) -> {name: (B,) tensor}`` (NaN where a list has no value) for the trainer's logs,
+            when the pairwise implicit-reward metrics would mislabel what the loss sees (KTO); None for those.
         defaults: (derived) ``{hyper-parameter: default}`` in signature order.
         rules: (derived) ``{hyper-parameter: Rule}``, what each accepts.
     """
@@ -54,6 +56,7 @@ class LossSpec:
     batchwise: bool = False
     unpaired: bool = False
     paper: str = ""
+    metrics: Callable[[PreferenceLogps, float], dict[str, Tensor]] | None = None
     defaults: dict[str, Any] = field(init=False)
     rules: dict[str, Rule] = field(init=False, repr=False)
 

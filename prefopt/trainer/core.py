@@ -153,7 +153,7 @@ class PreferenceTrainer(Trainer):
     def _record(self, x: PreferenceLogps, per_list: Tensor, inputs: dict[str, Tensor]) -> None:
         mode = "train" if self.model.training else "eval"
         beta = float(self.loss_kwargs.get("beta", 1.0))
-        metrics = preference_metrics(x, beta)
+        metrics = (self.loss_spec.metrics or preference_metrics)(x, beta)  # KTO logs what TRL's KTOTrainer logs
         means = torch.stack([self.accelerator.gather_for_metrics(v.float()).nanmean() for v in metrics.values()])
         for name, value in zip(metrics, means.tolist(), strict=True):  # one device sync for all metrics
             if not math.isnan(value):  # Kendall τ of a batch of pairs only

@@ -110,3 +110,10 @@ def test_kto_trains_as_trls_kto_trainer(tmp_path, data):
     features, _ = unpaired_features(records, tokenize, batch_size=4)
     ours = _ours(tmp_path, "kto", features, loss_kwargs={"beta": 0.1, "undesirable_weight": 1.5})
     _same_run(trl_trainer, ours)
+    # and the logs say what TRL's say: the KL baseline, the desirable and undesirable rewards and log-probs
+    keys = ("kl", "rewards/chosen", "rewards/rejected", "logps/chosen", "logps/rejected")
+    steps = lambda t: [{k: h[k] for k in keys if k in h} for h in t.state.log_history if "loss" in h]
+    for theirs, mine in zip(steps(trl_trainer), steps(ours), strict=True):
+        assert theirs.keys() == mine.keys() and "kl" in mine
+        torch.testing.assert_close(torch.tensor(list(mine.values())), torch.tensor(list(theirs.values())),
+                                   atol=1e-4, rtol=1e-5)
