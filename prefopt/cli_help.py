@@ -117,8 +117,11 @@ def _loss_lines(cfg: DictConfig | None) -> list[str]:
         spec = LOSSES[set_here.pop("name")]
         return [f"  loss.{k}={show(set_here.get(k, v))}".ljust(40) + (
             f" (default: {show(v)})" if k in set_here and set_here[k] != v else "") for k, v in spec.defaults.items()]
-    return [f"  {name:6s} {summary}\n         {', '.join(f'{k}={v}' for k, v in hp.items())}   ({paper})"
-            for name, summary, hp, paper in loss_rows()]
+    rows = loss_rows()
+    width = max(len(row[0]) for row in rows)  # TRL's names run to 12 characters (aot_unpaired, sigmoid_norm)
+    return [f"  {name:{width}s} {summary}\n{' ' * (width + 3)}"
+            f"{', '.join(f'{k}={v}' for k, v in hp.items()) or 'no hyper-parameters'}   ({paper})"
+            for name, summary, hp, paper in rows]
 
 
 def block_help(name: str, cfg: DictConfig | None = None) -> str:
