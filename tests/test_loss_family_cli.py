@@ -103,3 +103,14 @@ def test_a_bad_label_names_the_line_and_field(local_run, tmp_path, capsys):
     path.write_text(json.dumps({"prompt": "sort 21:", "completion": " 12", "label": "yes"}) + "\n")
     assert main([*local_run, "loss.name=kto", f"data.train={path}"]) == 2
     assert "line 1: field 'label' must be true (desirable) or false (undesirable), got 'yes'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["loss.name=[sigmoid,sft]", "loss.weights=[1.0]"], "loss.weights has 1 value(s) for 2 loss(es)"),
+    (["loss.name=sigmoid", "loss.weights=2"], "loss.weights must be a list with one number per loss"),
+    (["loss.name=[sigmoid,sft]", "loss.label_smoothing=0.1"], "sigmoid+sft has no hyper-parameter"),
+    (["loss.name=[kto,sft]"], "cannot be combined"),
+])
+def test_combination_mistakes_are_one_line_errors(args, message, capsys):
+    assert main(args) == 2
+    assert message in capsys.readouterr().err
