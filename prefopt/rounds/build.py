@@ -99,11 +99,12 @@ def self_generate(cfg: DictConfig, policy, tokenizer, index: int) -> list[dict[s
 def _pair(cfg: DictConfig, records: list[dict], ctx: RoundContext, index: int, report: dict,
           scorer=None) -> list[dict]:
     options = dict(_container(cfg.pairing.options) or {})
-    rule = pairing.RULES.get(cfg.pairing.rule)
+    name = pairing.rule_of(cfg)
+    rule = pairing.RULES.get(name)
     if rule is not None and "matrices" in inspect.signature(rule).parameters and "matrices" not in options:
         # OSP's strength pairs: each pair's weight is the judge's debiased P(i ≻ j)
         if not hasattr(scorer, "matrices"):
-            raise ValueError(f"pairing rule {cfg.pairing.rule!r} needs a pairwise judge scorer "
+            raise ValueError(f"pairing rule {name!r} needs a pairwise judge scorer "
                              "(scorer: {type: pairwise_judge | llm_judge | self_preference, ...})")
         with stage("score", f"round {index} judge") as s:
             options["matrices"] = shard_call(scorer.matrices, [r["prompt"] for r in records],
@@ -112,7 +113,7 @@ def _pair(cfg: DictConfig, records: list[dict], ctx: RoundContext, index: int, r
     if rule is not None and "baseline" in inspect.signature(rule).parameters and "baseline" not in options:
         # OSP's one-baseline pairs: the judge that scored the lists knows which response was the baseline
         if getattr(scorer, "baseline", None) is None:
-            raise ValueError(f"pairing rule {cfg.pairing.rule!r} needs a pairwise judge scorer with a baseline "
+            raise ValueError(f"pairing rule {name!r} needs a pairwise judge scorer with a baseline "
                              "(scorer: {type: pairwise_judge | llm_judge | self_preference, baseline: 0, ...})")
         options["baseline"] = scorer.baseline
     if rule is not None and "samples" in inspect.signature(rule).parameters and "samples" not in options:
@@ -120,7 +121,7 @@ def _pair(cfg: DictConfig, records: list[dict], ctx: RoundContext, index: int, r
         # lists the samples are already there (the lowest-scored one becomes the negative).
         options["samples"] = ([r["responses"] for r in records] if not cfg.data.train else
                               _sample(cfg, ctx.policy, ctx.tokenizer, [r["prompt"] for r in records], index))
-    records, pair_report = pairing.build(records, cfg.pairing.rule, **options)
+    records, pair_report = pairing.build(records, name, **options)
     report["pairing"] = asdict(pair_report)
     return records
 
@@ -230,7 +231,7 @@ def build_round_data(cfg: DictConfig, ctx: RoundContext, *, index: int, round_di
         if not records:
             raise PreferenceDataError(
                 f"round {index}: no list with a preference is left after scoring and pairing (pairing.rule="
-                f"{cfg.pairing.rule}; report: {json.dumps(report, default=str)[:300]}). Every candidate pair was "
+                f"{pairing.rule_of(cfg)}; report: {json.dumps(report, default=str)[:300]}). Every candidate pair was "
                 "tied or filtered out: check that the reward or judge tells the responses apart, raise "
                 "generation.k or generation.temperature, or loosen pairing.options")
         # validates (a user's file was checked on load) and drops lists left without a preference
