@@ -50,7 +50,8 @@ class DataConfig:
                                        "context length")
     max_prompt_length: int | None = key(None, "keep only the last this-many prompt tokens (None: no limit)")
     truncation_mode: str = key("keep_start", "what survives truncation: keep_start | keep_end")
-    segments: dict[str, Any] = key({}, "RRPO diff settings: min_match_size, one_sided, autojunk")
+    segments: dict[str, Any] = key({}, "RRPO diff settings: min_match_size, one_sided, autojunk; skip_empty drops "
+                                        "pairs with no segment")
     chat_template: str = key("auto", "plain text as chat turns: auto (given text as is, as TRL; the tiny world's "
                                      "own prompts as user turns) | always | never")
 

@@ -254,3 +254,18 @@ def test_a_users_losses_py_in_the_working_directory_does_not_shadow_prefopts_los
     late = subprocess.run([sys.executable, "-c", "import losses, prefopt"], cwd=work, capture_output=True, text=True)
     assert late.returncode == 1 and "ShadowedLossesError" in late.stderr
     assert f"{work / 'losses.py'}" in late.stderr and "rename your module" in late.stderr
+
+
+def test_rrpo_skips_pairs_without_a_refined_segment_when_asked(local_run, tmp_path):
+    """data.segments.skip_empty (on in recipes/paper/rrpo.yaml): a pair whose responses differ only by an insertion
+    has no segment on the shorter side, so it is dropped and counted; without the option it trains."""
+    pairs = tmp_path / "segments.jsonl"
+    rows = PAIRS[:6] + [{"prompt": f"sort {a}:", "chosen": f" {a}", "rejected": f" {a}x"} for a in range(1, 5)]
+    pairs.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    base = [a for a in local_run if not a.startswith("data.train=")] + [f"data.train={pairs}", "train.max_steps=1",
+                                                                         "loss.name=rrpo"]
+    assert main([*base, "data.segments.skip_empty=true"]) == 0
+    report = json.loads((tmp_path / "run" / "round_0" / "round.json").read_text())["data"]
+    assert report["segments"] == {"rows": 10, "kept": 6, "dropped_no_segment": 4}
+    assert main([*base, "overwrite=true"]) == 0
+    assert "segments" not in json.loads((tmp_path / "run" / "round_0" / "round.json").read_text())["data"]

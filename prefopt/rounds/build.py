@@ -191,13 +191,29 @@ def _segment_fn(options: dict[str, Any]):
     """``segment_ids`` with the recipe's ``data.segments`` diff settings (RRPO's refined segments)."""
     from prefopt.data.segments import segment_ids
 
-    valid = {"min_match_size", "one_sided", "autojunk"}
+    valid = {"min_match_size", "one_sided", "autojunk", "skip_empty"}
     if set(options) - valid:
         raise ValueError(f"data.segments: unknown option(s) {sorted(set(options) - valid)}; valid: {sorted(valid)}")
-    for key in ("one_sided", "autojunk"):
+    for key in ("one_sided", "autojunk", "skip_empty"):
         if key in options and not isinstance(options[key], bool):
             raise ValueError(f"data.segments.{key} must be true or false, got {options[key]!r}")
-    return functools.partial(segment_ids, **options)
+    return functools.partial(segment_ids, **{k: v for k, v in options.items() if k != "skip_empty"})
+
+
+def _with_segments(features: list[dict], report: dict) -> list[dict]:
+    """``data.segments.skip_empty``: drop the lists whose best or worst response has no refined segment, as the
+    RRPO authors skip such pairs (their loss has no margin to learn there, only the KL term)."""
+    def has_both(f: dict) -> bool:
+        best = max(range(len(f["scores"])), key=f["scores"].__getitem__)
+        worst = min(range(len(f["scores"])), key=f["scores"].__getitem__)
+        return any(f["segment_ids"][best]) and any(f["segment_ids"][worst])
+
+    kept = [f for f in features if has_both(f)]
+    report["segments"] = {"rows": len(features), "kept": len(kept), "dropped_no_segment": len(features) - len(kept)}
+    if features and not kept:
+        raise PreferenceDataError("data.segments.skip_empty: no list has a refined segment on both its best and its "
+                                  "worst response; check data.segments (one_sided, min_match_size) or turn it off")
+    return kept
 
 
 def report_line(report: dict[str, Any]) -> str:
@@ -247,6 +263,8 @@ def build_round_data(cfg: DictConfig, ctx: RoundContext, *, index: int, round_di
                                             max_prompt_length=cfg.data.max_prompt_length,
                                             truncation_mode=cfg.data.truncation_mode, segment_fn=segment_fn)
     report["tokenize"] = {k: v for k, v in asdict(tok_report).items() if k != "dropped_rows"}
+    if segment_fn is not None and (_container(cfg.data.segments) or {}).get("skip_empty"):
+        features = _with_segments(features, report)
     if is_main_process():
         print(f"[prefopt] round {index} data: {len(features)} lists ready"
               f"{' (saved earlier, reused)' if report.get('reused') else ''}; {report_line(report)}")
