@@ -36,6 +36,24 @@ EXAMPLES = """examples:
   prefopt recipe=lipo --help   the recipe's values      docs: docs/cli.md"""
 
 
+LAYERS_TEXT = """Settings resolve in layers, lowest first; each key takes its value from the highest layer that sets it:
+
+1. **default**: values that suit a real model (the `key(default, help)` of each key below; a loss's hyper-parameters
+   from its registry entry, the paper's; `data.max_length` and `generation.max_new_tokens` left to the model; `threads`
+   unset);
+2. **recipe**: `recipe=NAME`, one of `recipes/` (the algorithm: loss, pairing, scorer, rounds, K);
+3. **world overlay**: `recipes/worlds/<world>.yaml`, only when the run is in a world (`prefopt.world.worlds`): no
+   `model`, `model=<a world's name>`, or `world=NAME` for a model of yours trained in one. The tiny world's overlay
+   holds what its 134k-parameter model needs (β = 1, 12 new tokens, 256-token lists, 150 steps at lr 1e-4, one
+   thread), with a `per_recipe` section for the multi-round recipes. A loss hyper-parameter the run's loss does not
+   take is left out;
+4. **your YAML**: `config=my.yaml`, or a recipe file of your own (`recipe=my.yaml`, outside `recipes/`);
+5. **command line**: `key=value`.
+
+`prefopt recipe=NAME [key=value ...] --help` prints the resolved values; a value that is not the default's shows its
+layer and the default, e.g. `train.max_steps=150 ... (world overlay; default: 0)`."""
+
+
 def short_usage() -> str:
     """What a bare ``prefopt`` prints: usage and three example commands."""
     return f"{USAGE}\n\n{EXAMPLES}\n"
@@ -185,7 +203,8 @@ def markdown() -> str:
     """docs/cli.md: the same rows as ``prefopt --help``, as tables."""
     parts = ["# Command line\n", "Generated from the config dataclasses, the recipes and the loss registry by "
              "`python -m prefopt.apidoc`; do not edit by hand. The same text is printed by `prefopt --help`.\n",
-             "```text\n" + USAGE + "\n\n" + EXAMPLES + "\n```\n", "## Recipes\n", "| recipe | summary |",
+             "```text\n" + USAGE + "\n\n" + EXAMPLES + "\n```\n", "## Where a value comes from\n", LAYERS_TEXT + "\n",
+             "## Recipes\n", "| recipe | summary |",
              "|---|---|"]
     parts += [f"| `{r}` | {_cell(recipe_summary(r))} |" for r in list_recipes()]
     parts += ["\n## Losses\n", "`loss.name=NAME`, then `loss.<hyper-parameter>=value`.\n",

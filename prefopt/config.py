@@ -1,6 +1,10 @@
-"""Run configuration: a recipe (YAML) merged onto typed defaults, then ``key=value`` overrides.
+"""Run configuration in layers: typed defaults (a real model's) ← recipe ← world overlay ← your YAML ← overrides.
 
     cfg = load_config(["recipe=lipo", "train.max_steps=50", "loss.beta=0.1"])
+    resolved = resolve_config(["recipe=dpo", "config=my.yaml"])   # + resolved.source("train.max_steps")
+
+The world overlay (``recipes/worlds/<world>.yaml``) applies only when the run is in a world
+(``prefopt.world.worlds.world_of``): no model, a world's model name, or ``world=NAME``. See docs/cli.md.
 
 Unknown keys are an error that lists the valid ones; the loss block is checked against the registry (its
 hyper-parameters are the loss function's keyword arguments).
