@@ -265,7 +265,8 @@ def resolve_config(argv: list[str]) -> Resolved:
     shipped = None
     if name:
         path = recipe_path(name)
-        shipped = name if path.resolve().is_relative_to(RECIPES_DIR) else None
+        where = path.resolve()  # a shipped recipe by name or by path: its name keys the overlay's per_recipe section
+        shipped = str(where.relative_to(RECIPES_DIR).with_suffix("")) if where.is_relative_to(RECIPES_DIR) else None
         layers.append(("recipe" if shipped else "your YAML", _load_yaml(path, f"recipe {name}")))
     if mine is not None:
         layers.append(("your YAML", mine))

@@ -105,6 +105,11 @@ def test_a_real_model_gets_no_overlay_and_the_papers_values():
     assert not any(source == "world overlay" for source in r.sources.values())
 
 
+def test_a_shipped_recipe_by_path_is_the_recipe_layer_with_its_per_recipe_values():
+    r = resolve_config([f"recipe={Path(__file__).parent.parent / 'recipes' / 'dno.yaml'}"])
+    assert r.source("generation.k") == "recipe" and r.cfg.rounds == 2 and r.source("rounds") == "world overlay"
+
+
 def test_world_tiny_applies_the_overlay_to_a_model_of_yours():
     r = resolve_config(["recipe=dpo", "model=runs/dpo/model", "world=tiny"])
     assert r.cfg.loss.beta == 1.0 and r.cfg.threads == 1 and r.source("threads") == "world overlay"

@@ -183,6 +183,10 @@ def test_resume_with_settings_that_change_results_is_refused(local_run, tmp_path
     assert "loss.beta: 0.1 in the run, 0.5 now" in error and "train.seed: 0 in the run, 3 now" in error
     assert main([*local_run, "resume=true", "threads=1", "train.logging_steps=5"]) == 0
     assert (tmp_path / "run" / "config.yaml").read_text() == config  # never silently rewritten
+    # pairing.rule=auto compares as the rule it picks (a run saved before `auto` named best_vs_worst)
+    assert main([*local_run, "resume=true", "pairing.rule=best_vs_worst"]) == 0
+    assert main([*local_run, "resume=true", "pairing.rule=all_pairs"]) == 2
+    assert "pairing.rule: 'best_vs_worst' in the run, 'all_pairs' now" in _errors(capsys)[0]
 
 
 def test_a_sharp_fall_of_the_reward_is_a_loud_warning():
