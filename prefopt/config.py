@@ -35,7 +35,16 @@ def key(default: Any, help: str, **meta: Any) -> Any:
 
 @dataclass
 class DataConfig:
-    train: str | None = key(None, "preference data: local .jsonl/.json/.parquet or hub id; None = self-generated")
+    train: Any = key(None, "preference data: a .jsonl/.json/.parquet file, a save_to_disk folder or a hub id, or a "
+                           "list of them (a mixture, see data.mix); None = self-generated")
+    format: Any = key("auto", "schema of data.train: auto (detected from the columns) or a name in "
+                              "prefopt.data.schemas.FORMATS (trl, ultrafeedback, nectar, ...); one per source allowed")
+    columns: Any = key({}, "rename the data's columns, {prompt: question, chosen: good, rejected: bad} (canonical: "
+                           "yours); one map per source allowed")
+    options: Any = key({}, "options of the schema's reader, e.g. {rating: helpfulness} (ultrafeedback), {min_ratio: "
+                           "3} (shp), {prefer: better} (pku_saferlhf); docs/data.md")
+    mix: list[Any] = key([], "a mixture of the data.train sources: counts of lists, or shares summing to 1 "
+                             "(e.g. [0.7, 0.3]); drawn with train.seed; [] = every list of each")
     eval: str | None = key(None, "held-out preference data: eval loss and metrics after each round")
     prompts: str | None = key(None, "prompt-only data for self-generation; None = the tiny world's prompts")
     gold_field: str | None = key(None, "DNO: a reference response per prompt in this field joins each list as "
