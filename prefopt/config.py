@@ -51,7 +51,7 @@ class DataConfig:
                                        "'gold'")
     eval_prompts: str | None = key(None, "prompt-only data for the reward before/after; None = the world's eval "
                                          "split")
-    split: str = key("train", "split of a hub dataset given as data.train or data.prompts")
+    split: str = key("train", "split of a hub dataset or a saved DatasetDict given as data.train or data.prompts")
     eval_split: str = key("test", "split of a hub dataset given as data.eval")
     n_prompts: int = key(512, "prompts per round for self-generated data (round k takes the k-th slice of a file)")
     max_length: int | None = key(256, "tokens per prompt + response; longer ones are truncated (None: no limit)")

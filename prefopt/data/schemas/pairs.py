@@ -91,8 +91,8 @@ def _response_id(row: dict, name: str, at: str, source: str) -> int:
 
 def _pku_saferlhf(row: dict, at: str, source: str, options: dict[str, Any]) -> dict | str:
     """chosen = the safer (``prefer: safer``) or the more helpful (``prefer: better``) response. With
-    ``negatives: unsafe`` only pairs whose rejected response is labelled unsafe are kept: D²O's human negatives
-    (Duan et al., 2024, arXiv 2403.03419, §4: the harmful responses of PKU-SafeRLHF)."""
+    ``negatives: unsafe`` only pairs whose rejected response is labelled unsafe are kept, our reading of D²O's human
+    negatives (Duan et al., 2024, arXiv 2403.03419, who align on PKU-SafeRLHF trusting only the negatives)."""
     win = _response_id(row, f"{options['prefer']}_response_id", at, source)
     lose = 1 - win
     safe = [field_of(row, f"is_response_{k}_safe", at, source, "pku_saferlhf") for k in (0, 1)]
