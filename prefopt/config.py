@@ -35,16 +35,12 @@ def key(default: Any, help: str, **meta: Any) -> Any:
 
 @dataclass
 class DataConfig:
-    train: Any = key(None, "preference data: a .jsonl/.json/.parquet file, a save_to_disk folder or a hub id, or a "
-                           "list of them (a mixture, see data.mix); None = self-generated")
-    format: Any = key("auto", "schema of data.train: auto (detected from the columns) or a name in "
-                              "prefopt.data.schemas.FORMATS (trl, ultrafeedback, nectar, ...); one per source allowed")
-    columns: Any = key({}, "rename the data's columns, {prompt: question, chosen: good, rejected: bad} (canonical: "
-                           "yours); one map per source allowed")
-    options: Any = key({}, "options of the schema's reader, e.g. {rating: helpfulness} (ultrafeedback), {min_ratio: "
-                           "3} (shp), {prefer: better} (pku_saferlhf); docs/data.md")
-    mix: list[Any] = key([], "a mixture of the data.train sources: counts of lists, or shares summing to 1 "
-                             "(e.g. [0.7, 0.3]); drawn with train.seed; [] = every list of each")
+    train: Any = key(None, "preference data: a .jsonl/.json/.parquet file, save_to_disk folder or hub id, or a list "
+                           "(data.mix)")
+    format: Any = key("auto", "schema of data.train: auto (from the columns) or a format name (docs/data.md)")
+    columns: Any = key({}, "rename columns, e.g. {prompt: question, chosen: good, rejected: bad} (canonical: yours)")
+    options: Any = key({}, "the schema reader's options, e.g. {rating: helpfulness} for ultrafeedback (docs/data.md)")
+    mix: list[Any] = key([], "a mixture of data.train sources: counts, or shares summing to 1; [] = all of each")
     eval: str | None = key(None, "held-out preference data: eval loss and metrics after each round")
     prompts: str | None = key(None, "prompt-only data for self-generation; None = the tiny world's prompts")
     gold_field: str | None = key(None, "DNO: a reference response per prompt in this field joins each list as "
@@ -187,7 +183,7 @@ def valid_keys(node: Any = None, prefix: str = "") -> list[str]:
     for key in node:
         value = node[key] if not OmegaConf.is_missing(node, key) else None
         if isinstance(value, DictConfig) and key not in ("loss", "weighting", "ches", "augment", "expected",
-                                                          "options", "scorer", "segments", "vllm"):
+                                                          "options", "scorer", "segments", "vllm", "columns"):
             keys += valid_keys(value, f"{prefix}{key}.")
         else:
             keys.append(f"{prefix}{key}")
