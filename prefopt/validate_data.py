@@ -61,6 +61,8 @@ def check_data(cfg: DictConfig) -> list[str]:
         problems += errors
         if records:
             first_prompt, first_response = records[0]["prompt"], records[0]["responses"][0]
+    elif d.mix:
+        problems.append("data.mix mixes the sources of data.train, but data.train is not set")
     if d.eval:
         problems += _read("eval", d)[1]
     if d.prompts:

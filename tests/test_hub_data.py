@@ -105,6 +105,21 @@ def test_an_unknown_schema_is_one_error_line(tmp_path, capsys):
     assert "unknown data schema; columns found: answer, question. Formats known: " in line and "nectar" in line
 
 
+def test_a_bad_row_of_a_hub_schema_stops_the_run_naming_its_line_and_field(tmp_path, capsys):
+    rows = (FIXTURES_DIR / "nectar.jsonl").read_text().splitlines()
+    bad = json.loads(rows[2])
+    bad["answers"][5]["rank"] = 0
+    path = tmp_path / "nectar.jsonl"
+    path.write_text("\n".join([*rows[:2], json.dumps(bad), *rows[3:]]) + "\n")
+    out = tmp_path / "run"
+    assert main(["recipe=lipo", f"data.train={path}", f"data.eval={path}", *TINY, f"output_dir={out}"]) == 2
+    errors = [x for x in capsys.readouterr().err.splitlines() if x.startswith("error:")]
+    line = f"error: {path} line 3: field 'answers[5].rank' must be a number in 1..7, got 0"
+    assert errors == [line, line] and not out.exists()  # data.train and data.eval, both read by the nectar reader
+    assert main(["recipe=dpo", "data.mix=[1,2]", *TINY, f"output_dir={out}"]) == 2
+    assert "data.mix mixes the sources of data.train, but data.train is not set" in capsys.readouterr().err
+
+
 def test_a_save_to_disk_dataset_dict_at_a_split(tmp_path):
     import datasets
 
