@@ -219,3 +219,12 @@ def test_mixture_errors():
 def test_prompts_compare_in_one_canonical_form():
     assert prompt_key("hi") == prompt_key([{"role": "user", "content": "hi"}])
     assert prompt_key("hi") != prompt_key([{"role": "system", "content": "x"}, {"role": "user", "content": "hi"}])
+
+
+def test_the_docs_table_names_every_format_and_its_datasets():
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parents[2] / "docs" / "data.md").read_text()
+    for fmt in FORMATS.values():
+        assert f"| `{fmt.name}` |" in page, fmt.name
+        assert all(example.strip() in page for example in fmt.example.split(",")), fmt.example

@@ -31,13 +31,12 @@ class Format:
 
     ``columns`` must all be present for detection; ``absent`` must not be (hh-rlhf vs TRL's implicit prompt);
     ``probe`` looks at the first row when columns alone cannot tell. ``options`` are the reader's keyword options
-    (``data.options``) with their defaults; ``example`` is the hub id the docs and smoke mode know it by.
+    (``data.options``) with their defaults; ``example`` names the hub dataset(s) of that schema (docs/data.md's table).
     """
 
     name: str
     columns: tuple[str, ...]
     read: Reader
-    becomes: str
     example: str
     absent: tuple[str, ...] = ()
     probe: Callable[[dict], bool] | None = None
@@ -201,6 +200,6 @@ def to_canonical(rows: list, where: list[str], *, source: str, format: str = "au
     return out, at, dropped, fmt.name
 
 
-TRL = register(Format("trl", ("chosen", "rejected"), _passthrough, "pairs (K = 2)",
+TRL = register(Format("trl", ("chosen", "rejected"), _passthrough,
                       "trl-lib/ultrafeedback_binarized, trl-lib/tldr-preference"))
-LIST = register(Format("list", ("prompt", "responses", "scores"), _passthrough, "lists of K", "prefopt's own"))
+LIST = register(Format("list", ("prompt", "responses", "scores"), _passthrough, "prefopt's own"))

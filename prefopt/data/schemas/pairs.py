@@ -32,8 +32,7 @@ def _ultrafeedback_binarized(row: dict, at: str, source: str, options: dict) -> 
 
 
 register(Format("ultrafeedback_binarized", ("prompt", "chosen", "rejected", "score_chosen", "score_rejected"),
-                row_reader(_ultrafeedback_binarized), "pairs (K = 2), raw scores kept",
-                "HuggingFaceH4/ultrafeedback_binarized"))
+                row_reader(_ultrafeedback_binarized), "HuggingFaceH4/ultrafeedback_binarized"))
 
 # ---------------------------------------------------------------------------------------------------------------
 # Anthropic/hh-rlhf: chosen/rejected are whole dialogues in plain text, "\n\nHuman: ...\n\nAssistant: ...".
@@ -74,8 +73,8 @@ def _hh_rlhf(row: dict, at: str, source: str, options: dict) -> dict | str:
     return pair
 
 
-register(Format("hh_rlhf", ("chosen", "rejected"), row_reader(_hh_rlhf), "pairs (K = 2), chat messages",
-                "Anthropic/hh-rlhf", absent=("prompt",), probe=_is_hh))
+register(Format("hh_rlhf", ("chosen", "rejected"), row_reader(_hh_rlhf), "Anthropic/hh-rlhf", absent=("prompt",),
+                probe=_is_hh))
 
 # ---------------------------------------------------------------------------------------------------------------
 # PKU-Alignment/PKU-SafeRLHF: prompt, response_0/response_1, is_response_{0,1}_safe, better_response_id,
@@ -106,8 +105,8 @@ def _pku_saferlhf(row: dict, at: str, source: str, options: dict[str, Any]) -> d
 
 
 register(Format("pku_saferlhf", ("prompt", "response_0", "response_1", "safer_response_id"),
-                row_reader(_pku_saferlhf), "pairs (K = 2); D²O: the unsafe response as the negative",
-                "PKU-Alignment/PKU-SafeRLHF", options={"prefer": "safer", "negatives": "any"},
+                row_reader(_pku_saferlhf), "PKU-Alignment/PKU-SafeRLHF",
+                options={"prefer": "safer", "negatives": "any"},
                 choices={"prefer": ("safer", "better"), "negatives": ("any", "unsafe")}))
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -154,6 +153,5 @@ def _shp(rows, where, source, options):
     return kept, kept_at, dropped
 
 
-register(Format("shp", ("history", "human_ref_A", "human_ref_B", "labels"), _shp,
-                "pairs (K = 2), score ratio >= 2", "stanfordnlp/SHP",
+register(Format("shp", ("history", "human_ref_A", "human_ref_B", "labels"), _shp, "stanfordnlp/SHP",
                 options={"min_ratio": 2.0, "max_per_post": 0}))

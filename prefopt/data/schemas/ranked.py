@@ -67,8 +67,7 @@ def _ultrafeedback(row: dict, at: str, source: str, options: dict[str, Any]) -> 
 
 
 register(Format("ultrafeedback", ("instruction", "completions"), row_reader(_ultrafeedback),
-                "lists of K = 4, scored by data.options.rating", "openbmb/UltraFeedback",
-                options={"rating": "overall"}, choices={"rating": RATINGS}))
+                "openbmb/UltraFeedback", options={"rating": "overall"}, choices={"rating": RATINGS}))
 
 # ---------------------------------------------------------------------------------------------------------------
 # berkeley-nest/Nectar: prompt ("\n\nHuman: ...\n\nAssistant:" text), answers: 7 × {answer, model, rank (1 = best)},
@@ -103,8 +102,7 @@ def _nectar(row: dict, at: str, source: str, options: dict[str, Any]) -> dict:
             "meta": {"models": [answers[k].get("model") for k in order]}, "_fields": fields}
 
 
-register(Format("nectar", ("prompt", "answers"), row_reader(_nectar), "lists of K = 7, ordered by rank",
-                "berkeley-nest/Nectar"))
+register(Format("nectar", ("prompt", "answers"), row_reader(_nectar), "berkeley-nest/Nectar"))
 
 # ---------------------------------------------------------------------------------------------------------------
 # nvidia/HelpSteer2: one response per row: prompt, response, helpfulness, correctness, coherence, complexity,
@@ -163,6 +161,5 @@ def _helpsteer2(rows, where, source, options):
     return [{k: v for k, v in g.items() if k != "at"} for g in out], [g["at"] for g in out], dropped
 
 
-register(Format("helpsteer2", ("prompt", "response", "helpfulness"), _helpsteer2,
-                "lists grouped by prompt, scored by data.options.weights", "nvidia/HelpSteer2",
+register(Format("helpsteer2", ("prompt", "response", "helpfulness"), _helpsteer2, "nvidia/HelpSteer2",
                 options={"weights": {"helpfulness": 1.0}}))
