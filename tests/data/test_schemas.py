@@ -152,6 +152,8 @@ def test_a_column_map_renames_and_errors_name_the_users_own_field(tmp_path):
     assert records[0]["prompt"] == "what is 1 + 1?" and records[0]["responses"] == ["2", "3"]
     with pytest.raises(PreferenceDataError, match="data.columns names column.s. answer, not in the data"):
         load_records(str(path), columns={"prompt": "question", "chosen": "answer"})
+    with pytest.raises(PreferenceDataError, match="data.columns must map canonical names to your column names"):
+        load_records(str(path), columns="question")
 
 
 def test_reader_errors_name_the_line_and_the_datasets_own_field(tmp_path):

@@ -165,6 +165,9 @@ def rename_columns(rows: list, where: list[str], columns: dict[str, str] | None,
     """Rows with the user's columns renamed (``data.columns={canonical: user's}``), and the map back for errors."""
     if not columns:
         return rows, {}
+    if not isinstance(columns, dict) or not all(isinstance(v, str) for v in columns.values()):
+        raise PreferenceDataError(f"data.columns must map canonical names to your column names, e.g. {{prompt: "
+                                  f"question, chosen: good}}; got {columns!r}")
     back = {user: canonical for canonical, user in columns.items()}
     if len(back) != len(columns):
         raise PreferenceDataError(f"data.columns maps two names to one column: {dict(columns)}")
