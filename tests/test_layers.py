@@ -1,10 +1,10 @@
 """Layered configuration (issue 19): defaults for a real model ← recipe ← world overlay ← your YAML ← command line.
 
 The tiny world's results must not move: every shipped recipe resolves, through the new layers, to exactly the config
-it resolved to before the layering (``fixtures/resolved_configs.json``, written at commit 8334762, equal to main's
-100c2f3 but for the new ``world`` key, by
-``load_config(["recipe=NAME"])`` and ``apply_smoke``), the values that moved from the recipes into
-``recipes/worlds/tiny.yaml`` included.
+it resolved to before the layering (``fixtures/resolved_configs.json``: ``load_config(["recipe=NAME"])`` and
+``apply_smoke`` of it, written from main at af7f0b5, before the layers, with the smoke cache and the repository
+folder as ``<smoke>`` and ``<repo>``), the values that moved from the recipes into ``recipes/worlds/tiny.yaml``
+included.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from prefopt.rounds.pairing import rule_of
 from prefopt.smoke import apply_smoke, smoke_root
 from prefopt.train import main
 
+REPO = Path(__file__).resolve().parent.parent
 SNAPSHOT = json.loads((Path(__file__).parent / "fixtures" / "resolved_configs.json").read_text())
 NEW_KEYS = {"config"}  # keys added since the snapshot (None unless given)
 # Deliberate changes, each for one reason:
@@ -33,7 +34,6 @@ NEW_KEYS = {"config"}  # keys added since the snapshot (None unless given)
 PAPER_CHANGES = {"generation.max_new_tokens": (24, None)}
 SMOKE_CHANGES = {"train.gradient_checkpointing": (False, True)}
 RECIPE_FIXES = {
-    "paper/ches_dpo": {"data.chat_template": ("auto", "always")},  # the authors template Llama-3-Instruct
     "paper/lipo": {"train.optim": ("adamw_torch", "adafactor"), "train.learning_rate": (1e-6, 2e-5)},  # the paper's
     "paper/rrpo": {"data.segments.skip_empty": ("<absent>", True)},  # skip pairs without a refined segment
 }
@@ -80,7 +80,8 @@ def test_every_recipe_resolves_as_before_the_layering(name):
 def test_every_recipe_smokes_as_before_the_layering(name):
     with contextlib.redirect_stdout(io.StringIO()):
         cfg = apply_smoke(load_config([f"recipe={name}"]))
-    now = json.loads(json.dumps(OmegaConf.to_container(cfg, resolve=True)).replace(str(smoke_root()), "<smoke>"))
+    text = json.dumps(OmegaConf.to_container(cfg, resolve=True))
+    now = json.loads(text.replace(str(smoke_root()), "<smoke>").replace(str(REPO), "<repo>"))
     changed = _same_rule(_differences(SNAPSHOT["smoke"][name], now), cfg)
     _expected(changed, {**SMOKE_CHANGES, **RECIPE_FIXES.get(name, {})})
 
