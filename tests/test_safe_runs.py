@@ -54,11 +54,12 @@ def _errors(capsys) -> list[str]:
     ("reward=tests.test_safe_runs:missing", "reward: reward function 'tests.test_safe_runs:missing'"),
     ("reward=tests.test_safe_runs:nan_reward", "returned nan for prompt 'sort 15:'; it must return a finite"),
     ("reward=tests.test_safe_runs:broken_reward", "raised KeyError: 'score' when called as reward('sort 15:'"),
-    ("loss.name=lipo", "loss lipo learns from whole lists, but pairing.rule=best_vs_worst turns each list"),
+    (("loss.name=lipo", "pairing.rule=best_vs_worst"),  # pairing.rule=auto would give LiPO the whole list
+     "loss lipo learns from whole lists, but pairing.rule=best_vs_worst turns each list"),
 ])
 def test_config_mistakes_are_one_error_line_and_nothing_is_written(local_run, tmp_path, capsys, override,  # noqa: F811
                                                                    needle):
-    assert main([*local_run, override]) == 2
+    assert main([*local_run, *(override if isinstance(override, tuple) else [override])]) == 2
     errors = _errors(capsys)
     assert errors and any(needle in e for e in errors), errors
     assert not (tmp_path / "run").exists()
