@@ -5,6 +5,7 @@
     python -m benchmarks.claims dpo --seeds 100 101 102 103 104 105   # other evaluation seeds
     python -m benchmarks.claims dpo --size smoke    # the smallest size: checks the machinery (CI)
     python -m benchmarks.claims --report            # re-render docs/claims.md and the quotes from saved results
+    python -m benchmarks.claims real_dpo real_lipo  # the real-model arm (SmolLM2-135M world), a separate command
 
 One module per claim (``lipo``, ``dno``, ...) defines it: the arms (``prefopt.train`` overrides), the checks, the
 positive control and the notes; ``core`` holds the protocol (grid, seeds, sizes, margins, verdict rule), ``stats``
@@ -19,11 +20,12 @@ import importlib
 from benchmarks.claims.core import Claim
 
 NAMES = ("lipo", "dno", "d2o", "cream", "osp", "rrpo", "ches", "ra_dpo", "dpo")  # the table's order
+REAL_NAMES = ("real_dpo", "real_lipo")  # the real-model arm: its own command (python -m benchmarks.claims real_dpo ...)
 RUN_ORDER = ("dpo", "rrpo", "d2o", "ra_dpo", "ches", "osp", "cream", "lipo", "dno")  # shared runs and controls first
 
 
 def load(name: str) -> Claim:
     """The claim defined in ``benchmarks/claims/<name>.py``."""
-    if name not in NAMES:
-        raise ValueError(f"unknown claim {name!r}; valid: {', '.join(NAMES)}")
+    if name not in NAMES + REAL_NAMES:
+        raise ValueError(f"unknown claim {name!r}; valid: {', '.join(NAMES + REAL_NAMES)}")
     return importlib.import_module(f"benchmarks.claims.{name}").CLAIM

@@ -21,7 +21,7 @@ import traceback
 from datetime import datetime, timezone
 from pathlib import Path
 
-from benchmarks.claims import NAMES, RUN_ORDER, load
+from benchmarks.claims import NAMES, REAL_NAMES, RUN_ORDER, load
 from benchmarks.claims.core import PROTOCOL, SIZES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,7 +50,7 @@ def saved_results() -> dict[str, dict]:
     out = {}
     for path in sorted(RESULTS.glob("*.json")):
         result = json.loads(path.read_text())
-        if path.stem in NAMES and result.get("protocol") == PROTOCOL:
+        if path.stem in NAMES + REAL_NAMES and result.get("protocol") == PROTOCOL:
             out[path.stem] = result
     return out
 
@@ -71,7 +71,8 @@ def _line(result: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("names", nargs="*", metavar="NAME", help=f"claims to run (default: all): {', '.join(NAMES)}")
+    parser.add_argument("names", nargs="*", metavar="NAME", help=f"claims to run (default: all of "
+                        f"{', '.join(NAMES)}; the real-model arm, {', '.join(REAL_NAMES)}, only when named)")
     parser.add_argument("--seeds", type=int, nargs="+", help="evaluation seeds (default: as many as the power "
                         "calculation asks, from the size's first evaluation seed)")
     parser.add_argument("--tuning-seeds", type=int, nargs="+", help="tuning seeds (default: the size's)")

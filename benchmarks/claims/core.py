@@ -35,12 +35,15 @@ MARGINS = {
 
 @dataclass(frozen=True)
 class GridPoint:
-    """One point of the shared grid: Adam's learning rate and the loss's β (the KL anchor of every loss here)."""
+    """One point of the shared grid: Adam's learning rate and the loss's β (the KL anchor of every loss here);
+    None leaves the setting to the recipe and the world's overlay (``WORLD_POINT``)."""
 
-    learning_rate: float
-    beta: float
+    learning_rate: float | None
+    beta: float | None
 
     def label(self) -> str:
+        if self.learning_rate is None or self.beta is None:
+            return "the world's recipe settings"
         mantissa, exponent = f"{self.learning_rate:.0e}".split("e")
         return f"lr {mantissa}e{int(exponent)}, β {self.beta:g}"
 
@@ -49,6 +52,7 @@ class GridPoint:
 # (prefopt/world/__init__.py: β 1 / lr 1e-4, β 0.5 / lr 2e-4, β 0.1 / lr 1e-5). Protocol v1's crossings of the first
 # two (β 1 / lr 2e-4, β 0.5 / lr 1e-4) are left out: the suite must fit about 90 CPU-minutes on 2 shared cores.
 GRID = (GridPoint(1e-4, 1.0), GridPoint(2e-4, 0.5), GridPoint(1e-5, 0.1))
+WORLD_POINT = GridPoint(None, None)  # a real-model world's own settings (its overlay), for claims that cannot search
 
 
 @dataclass(frozen=True)
@@ -155,13 +159,17 @@ class Claim:
     checks: tuple[Check, ...]
     control: Control
     extra_grid: tuple[GridPoint, ...] = ()  # points this claim's arms search beyond the shared grid (full size)
+    grid: tuple[GridPoint, ...] | None = None  # instead of the shared grid (a real model's one point)
+    eval_size: tuple[int, int] | None = None  # (held-out prompts, samples each) instead of the size's (full size)
     notes: str = ""  # choices made, and what was tried
     docs: str = ""  # the docs page that quotes this claim's row
     metrics: dict[str, str] = field(default_factory=dict)  # metric name → what it measures, for the table
 
 
 def grid_of(claim: Claim, size: Size) -> tuple[GridPoint, ...]:
-    """The grid a claim's arms are tuned on: the shared one, plus the claim's own points at full size."""
+    """The grid a claim's arms are tuned on: its own, else the shared one plus the claim's extra points at full size."""
+    if claim.grid is not None:
+        return claim.grid
     return size.grid if size.smoke else (*size.grid, *claim.extra_grid)
 
 

@@ -14,7 +14,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from benchmarks.claims.core import Arm, Claim, Size, grid_of
@@ -39,6 +39,8 @@ class ClaimRun:
     def __init__(self, claim: Claim, size: Size, root: Path, *, pool=None, fresh: bool = False,
                  eval_seeds: tuple[int, ...] | None = None, tuning_seeds: tuple[int, ...] | None = None,
                  log: Callable[[str], None] = print):
+        if claim.eval_size and not size.smoke:
+            size = replace(size, eval_prompts=claim.eval_size[0], eval_samples=claim.eval_size[1])
         self.claim, self.size, self.root, self.pool, self.fresh, self.log = claim, size, root, pool, fresh, log
         self.tuning_seeds = tuning_seeds or size.tuning_seeds
         self.given_eval_seeds = eval_seeds

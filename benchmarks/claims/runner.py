@@ -60,7 +60,8 @@ def quiet(log: Path) -> Iterator[None]:
 
 def run_overrides(arm: Arm, size: Size, point: GridPoint, seed: int, extra: Iterable[str] = ()) -> list[str]:
     """The full override list of one run (the order matters: a later key wins)."""
-    grid = [f"train.learning_rate={point.learning_rate}"] + [f"{key}={point.beta}" for key in arm.beta_keys]
+    grid = [] if point.learning_rate is None else [f"train.learning_rate={point.learning_rate}"]
+    grid += [] if point.beta is None else [f"{key}={point.beta}" for key in arm.beta_keys]
     common = ["threads=1", f"train.seed={seed}", f"eval.n_prompts={size.eval_prompts}",
               f"eval.samples_per_prompt={size.eval_samples}", "train.logging_steps=25"]
     return [*arm.overrides(size), *extra, *grid, *common]
