@@ -256,3 +256,80 @@ def test_one_claim_at_smoke_size_through_the_command_line(tmp_path):
     again = subprocess.run([sys.executable, "-m", "benchmarks.claims", "dpo", "--size", "smoke", "--jobs", "1",
                             "--out", str(tmp_path), "--seeds", "7"], cwd=ROOT, capture_output=True, text=True)
     assert again.returncode == 2 and "at least 2 evaluation seeds" in again.stderr
+
+
+# -- the phases end to end, with synthetic runs -----------------------------------------------------------------
+
+
+def _fake_claim(control_passes: bool, after_tuning: bool = True):
+    from benchmarks.claims.core import Claim, Control
+
+    def measure(ctx):
+        return {"seen_points": {a: v["point"] for a, v in ctx.tuning.items()}, "seeds": list(ctx.seeds)}
+
+    arms = (Arm("base", "tuned", lambda size: ["recipe=dpo"]),
+            Arm("method", "matched", lambda size: ["recipe=rrpo"], match="base"))
+    return Claim(name="fake", title="Fake", statement="s", setting="s", arms=arms,
+                 checks=(Check("method > base", ("method", "reward"), ("base", "reward")),),
+                 control=Control("c", measure, lambda n: control_passes, after_tuning=after_tuning))
+
+
+def _fake_runs(monkeypatch):
+    """Synthetic records: reward = 0.6 + lr·100 (the lr 2e-4 point wins) + 0.02 for rrpo + seed noise."""
+    import benchmarks.claims.protocol as protocol
+
+    ran = []
+
+    def run_all(tasks, root, **kw):
+        for task in tasks:
+            o = dict(x.split("=", 1) for x in task.overrides)
+            ran.append(o)
+            seed, lr = int(o["train.seed"]), float(o["train.learning_rate"])
+            reward = 0.6 + 100 * lr + (0.02 if o["recipe"] == "rrpo" else 0.0) + 0.001 * (seed % 3)
+            yield task, {"metrics": {"reward": reward + 0.0005 * (seed % 2) * (o["recipe"] == "rrpo")},
+                         "wall_seconds": 1.0, "cpu_seconds": 1.0}
+
+    monkeypatch.setattr(protocol, "run_all", run_all)
+    return ran
+
+
+def test_the_phases_tune_match_power_and_evaluate_on_fresh_seeds(tmp_path, monkeypatch):
+    from benchmarks.claims.protocol import run_claim
+
+    ran = _fake_runs(monkeypatch)
+    result = run_claim(_fake_claim(True), SIZES["full"], tmp_path, log=lambda m: None)
+    grid = SIZES["full"].grid
+    best = max(range(len(grid)), key=lambda i: grid[i].learning_rate)
+    assert result["arms"]["base"]["point"] == best and result["arms"]["method"]["point"] == best
+    assert result["arms"]["method"]["match"] == "base" and result["arms"]["method"]["tuning_means"] == {}
+    assert result["control"]["numbers"]["seen_points"] == {"base": best, "method": best}
+    assert result["eval_seeds"] == list(range(100, 100 + SIZES["full"].least))  # sd tiny: the floor of 6
+    assert not set(result["eval_seeds"]) & set(result["tuning_seeds"])
+    tuned = [o for o in ran if o["recipe"] == "dpo" and int(o["train.seed"]) < 100]
+    assert len(tuned) == len(grid) * 3  # every grid point on every tuning seed, once
+    matched = [o for o in ran if o["recipe"] == "rrpo" and int(o["train.seed"]) < 100]
+    assert {o["train.learning_rate"] for o in matched} == {str(grid[best].learning_rate)}
+    (check,) = result["checks"]
+    assert check["verdict"] == REPRODUCED and check["delta"]["mean"] == pytest.approx(0.02, abs=1e-3)
+    assert result["verdict"] == REPRODUCED and result["command"] == (
+        "python -m benchmarks.claims fake --seeds " + " ".join(str(s) for s in result["eval_seeds"]))
+
+
+@pytest.mark.parametrize("after_tuning", [True, False])
+def test_a_failed_control_is_not_testable_and_runs_no_evaluation(tmp_path, monkeypatch, after_tuning):
+    from benchmarks.claims.protocol import run_claim
+
+    ran = _fake_runs(monkeypatch)
+    result = run_claim(_fake_claim(False, after_tuning), SIZES["full"], tmp_path, log=lambda m: None)
+    assert result["verdict"] == NOT_TESTABLE and result["checks"] == [] and result["eval_seeds"] == []
+    assert result["control"]["passed"] is False
+    assert all(int(o["train.seed"]) < 100 for o in ran)
+    assert bool(ran) == after_tuning  # a control before tuning spares the tuning runs too
+
+
+def test_given_evaluation_seeds_must_not_be_tuning_seeds(tmp_path, monkeypatch):
+    from benchmarks.claims.protocol import run_claim
+
+    _fake_runs(monkeypatch)
+    with pytest.raises(ValueError, match="are tuning seeds"):
+        run_claim(_fake_claim(True), SIZES["full"], tmp_path, log=lambda m: None, eval_seeds=(2, 100))
