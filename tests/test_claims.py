@@ -333,3 +333,22 @@ def test_given_evaluation_seeds_must_not_be_tuning_seeds(tmp_path, monkeypatch):
     _fake_runs(monkeypatch)
     with pytest.raises(ValueError, match="are tuning seeds"):
         run_claim(_fake_claim(True), SIZES["full"], tmp_path, log=lambda m: None, eval_seeds=(2, 100))
+
+
+def test_an_unfinished_claim_shows_its_control_and_no_verdict(tmp_path):
+    from benchmarks.claims.__main__ import unfinished
+
+    claim, size = load("dpo"), SIZES["full"]
+    (tmp_path / "controls").mkdir()
+    (tmp_path / "controls" / "dpo-abc.json").write_text(json.dumps(
+        {"gap": {"mean": 0.4, "low": 0.39, "high": 0.41, "n": 3}, "per_seed": [0.4, 0.39, 0.41]}))
+    for i, overrides in enumerate([[*claim.arms[0].overrides(size), "train.seed=0"], ["recipe=lipo"]]):
+        (tmp_path / "runs" / str(i)).mkdir(parents=True)
+        (tmp_path / "runs" / str(i) / "claims.json").write_text(json.dumps({"overrides": overrides}))
+    result = unfinished(claim, size, tmp_path)
+    assert result["verdict"] == "unfinished" and result["control"]["passed"] is True
+    assert "1 of its training runs done; no verdict" in result["stopped"]
+    page = render({"dpo": result})
+    row = next(line for line in page.splitlines() if line.startswith("| [DPO](#dpo)"))
+    assert f"**{NOT_RUN}** (stopped unfinished" in row and "passed: gap: 0.400 [0.390, 0.410]" in row
+    assert "Claims run here" not in page  # an unfinished claim has no run to describe

@@ -69,6 +69,25 @@ def _line(result: dict) -> str:
                       ensure_ascii=False)
 
 
+def unfinished(claim, size, root: Path) -> dict:
+    """What a stopped claim has to show, read from the run cache without running anything: its control's numbers
+    (when measured) and how many of its arms' training runs had finished."""
+    from benchmarks.claims.core import UNFINISHED
+
+    controls = sorted((root / "controls").glob(f"{claim.name}-*.json"), key=lambda p: p.stat().st_mtime)
+    numbers = json.loads(controls[-1].read_text()) if controls else None
+    prefixes = [arm.overrides(size) for arm in claim.arms]
+    done = 0
+    for path in (root / "runs").glob("*/claims.json"):
+        overrides = json.loads(path.read_text())["overrides"]
+        done += any(overrides[:len(p)] == p for p in prefixes)
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return {"protocol": PROTOCOL, "name": claim.name, "verdict": UNFINISHED,
+            "control": {"text": claim.control.text, "numbers": numbers,
+                        "passed": None if numbers is None else bool(claim.control.passed(numbers))},
+            "stopped": f"stopped unfinished at {stamp}, {done} of its training runs done; no verdict"}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("names", nargs="*", metavar="NAME", help=f"claims to run (default: all of "
@@ -81,12 +100,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="run folder root (default runs/claims/<size>)")
     parser.add_argument("--fresh", action="store_true", help="ignore cached runs")
     parser.add_argument("--report", action="store_true", help="only re-render the docs from saved results")
+    parser.add_argument("--unfinished", action="store_true", help="save what the named claims without a result "
+                        "have in the run cache (their control), marked unfinished, and re-render the docs")
     args = parser.parse_args(argv)
     from benchmarks.claims.report import write_all
 
     if args.report:
         for page in write_all(saved_results()):
             _log(f"[claims] wrote {page}")
+        return 0
+    if args.unfinished:
+        size = SIZES[args.size]
+        root = (args.out or ROOT / "runs" / "claims" / size.name).resolve()
+        saved = saved_results()
+        for name in args.names or RUN_ORDER:
+            if name not in saved or saved[name]["verdict"] == "unfinished":
+                (RESULTS / f"{name}.json").write_text(json.dumps(unfinished(load(name), size, root), indent=1,
+                                                                 ensure_ascii=False) + "\n")
+        write_all(saved_results())
         return 0
     if args.seeds and len(args.seeds) < 2:
         parser.error("--seeds needs at least 2 evaluation seeds (a paired t-interval needs 2)")

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE = "reproduced", "not reproduced", "inconclusive"
 NOT_TESTABLE = "not testable here"
+UNFINISHED = "unfinished"  # a claim whose runs were stopped: only its control (if measured) is shown, no verdict
 PROTOCOL = 2
 
 # The smallest effect of interest per metric, stated before any v2 run: the non-inferiority margin, the effect a
