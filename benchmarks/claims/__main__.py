@@ -76,11 +76,15 @@ def unfinished(claim, size, root: Path) -> dict:
 
     controls = sorted((root / "controls").glob(f"{claim.name}-*.json"), key=lambda p: p.stat().st_mtime)
     numbers = json.loads(controls[-1].read_text()) if controls else None
-    prefixes = [arm.overrides(size) for arm in claim.arms]
+    def ours(arm, overrides: list[str]) -> bool:  # an arm with prepared data runs on this claim's own folder
+        head = arm.overrides(size)
+        mine = arm.prepare is None or any(f"/data/{claim.name}/" in o for o in overrides)
+        return overrides[:len(head)] == head and mine
+
     done = 0
     for path in (root / "runs").glob("*/claims.json"):
         overrides = json.loads(path.read_text())["overrides"]
-        done += any(overrides[:len(p)] == p for p in prefixes)
+        done += any(ours(arm, overrides) for arm in claim.arms)
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return {"protocol": PROTOCOL, "name": claim.name, "verdict": UNFINISHED,
             "control": {"text": claim.control.text, "numbers": numbers,
