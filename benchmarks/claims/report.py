@@ -142,10 +142,12 @@ def _machine(results: dict[str, dict]) -> str:
     cpu = sum(r["cpu_seconds"] for r in results.values())
     wall = sum(r["env"]["wall_seconds"] for r in results.values() if "env" in r)
     dates = sorted(r["env"]["date"] for r in results.values() if "env" in r)
+    loads = [x for r in envs for x in (r["load_start"], r["load_end"])]
     return (f"**Machine.** {e['machine']}; Python {e['python']}, torch {e['torch']}, transformers "
-            f"{e['transformers']}, trl {e['trl']}; {e['jobs']} worker process(es), one thread each, at nice 19. "
-            f"Claims run here: {len(results)}, from {dates[0]} to {dates[-1]}; {wall / 60:.0f} min of wall time and "
-            f"{cpu / 60:.0f} min of CPU time in all (each claim's own time and load average are in its details).")
+            f"{e['transformers']}, trl {e['trl']}; {e['jobs']} worker process(es) per command, one thread each, at "
+            f"nice 19. Claims run here: {len(results)}, started from {dates[0]} to {dates[-1]}; {wall / 60:.0f} min "
+            f"of wall time and {cpu / 60:.0f} min of CPU time in all; 1-minute load average between {min(loads):g} "
+            f"and {max(loads):g} at the claims' starts and ends (each claim's own figures are in its details).")
 
 
 def _protocol() -> str:
