@@ -342,7 +342,8 @@ def test_an_unfinished_claim_shows_its_control_and_no_verdict(tmp_path):
     (tmp_path / "controls").mkdir()
     (tmp_path / "controls" / "dpo-abc.json").write_text(json.dumps(
         {"gap": {"mean": 0.4, "low": 0.39, "high": 0.41, "n": 3}, "per_seed": [0.4, 0.39, 0.41]}))
-    for i, overrides in enumerate([[*claim.arms[0].overrides(size), "train.seed=0"], ["recipe=lipo"]]):
+    ours = run_overrides(claim.arms[0], size, size.grid[1], seed=2)
+    for i, overrides in enumerate([ours, [*ours[:-1], "recipe=lipo", "train.seed=2"]]):
         (tmp_path / "runs" / str(i)).mkdir(parents=True)
         (tmp_path / "runs" / str(i) / "claims.json").write_text(json.dumps({"overrides": overrides}))
     result = unfinished(claim, size, tmp_path)

@@ -76,10 +76,15 @@ def unfinished(claim, size, root: Path) -> dict:
 
     controls = sorted((root / "controls").glob(f"{claim.name}-*.json"), key=lambda p: p.stat().st_mtime)
     numbers = json.loads(controls[-1].read_text()) if controls else None
-    def ours(arm, overrides: list[str]) -> bool:  # an arm with prepared data runs on this claim's own folder
-        head = arm.overrides(size)
-        mine = arm.prepare is None or any(f"/data/{claim.name}/" in o for o in overrides)
-        return overrides[:len(head)] == head and mine
+    from benchmarks.claims.core import grid_of
+    from benchmarks.claims.runner import run_overrides
+
+    def ours(arm, overrides: list[str]) -> bool:
+        if arm.prepare is not None:  # prepared data: the arm's overrides, then its data in this claim's own folder
+            head = arm.overrides(size)
+            return overrides[:len(head)] == head and any(f"/data/{claim.name}/" in o for o in overrides)
+        seed = int(next(o for o in overrides if o.startswith("train.seed=")).split("=", 1)[1])
+        return any(overrides == run_overrides(arm, size, point, seed) for point in grid_of(claim, size))
 
     done = 0
     for path in (root / "runs").glob("*/claims.json"):
