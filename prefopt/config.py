@@ -129,11 +129,13 @@ class EvalSettings:
 @dataclass
 class RunConfig:
     recipe: str | None = key(None, "a recipe name (see the recipes list) or a path to a YAML file")
-    model: str | None = key(None, "HF id or local path; None = the tiny embedded world")
+    model: str | None = key(None, "HF id, local path or a world's name (prefopt.world.worlds); None = the tiny "
+                                  "world")
+    world: str | None = key(None, "a world's prompts, reward and overlay for your model (e.g. world=tiny); None = "
+                                  "the model's own world, if any")
     tokenizer: str | None = key(None, "HF id or local path of the tokenizer; None = the model's")
     previous_model: str | None = key(None, "the model `model` was trained from (CREAM's M0): round 0's previous policy")
-    reward: str | None = key(None, "'module:function' (prompt, response) -> float; world default when model is "
-                                   "None")
+    reward: str | None = key(None, "'module:function' (prompt, response) -> float; None = the world's, if any")
     scorer: Any = key(None, "a prefopt.rounds.scorers.make_scorer spec; default: the reward function")
     data: DataConfig = key(DataConfig, "where the training, eval and prompt data come from")
     generation: SamplingConfig = key(SamplingConfig, "sampling of self-generated responses")
@@ -169,7 +171,7 @@ def recipe_path(name: str) -> Path:
 
 def list_recipes() -> list[str]:
     return sorted(str(p.relative_to(RECIPES_DIR).with_suffix("")) for p in RECIPES_DIR.rglob("*.yaml")
-                  if "accelerate" not in p.parts)
+                  if "accelerate" not in p.parts and "worlds" not in p.parts)
 
 
 def valid_keys(node: Any = None, prefix: str = "") -> list[str]:

@@ -7,8 +7,8 @@ stand-in, so nothing here names a scorer type or a pairing rule:
 
 * model: a hub id (or local folder) becomes a randomly initialised 2-layer stand-in of the same architecture
   family (``prefopt.world.standin``), saved with the tiny world's character tokenizer to a local folder.
-  ``previous_model`` (CREAM's M0) becomes a stand-in of another seed. ``model: null`` (the tiny-world recipes) keeps
-  the world's model.
+  ``previous_model`` (CREAM's M0) becomes a stand-in of another seed. A world's model (``model: null``, the tiny
+  world; ``prefopt.world.worlds``) is kept.
 * data: ``data.train``/``data.eval`` become 16 synthetic tiny-world pairs (``prompt``/``chosen``/``rejected``, plus
   ``score_chosen``/``score_rejected`` when the recipe reward-augments); ``data.prompts``/``data.eval_prompts`` become
   prompt-only rows. The prompts are the world's, so its verifiable reward can score them.
@@ -40,6 +40,7 @@ from prefopt.cache import cache_dir
 from prefopt.rounds.pairing import SMOKE_OPTIONS
 from prefopt.rounds.scorers import scorer_spec, smoke_scorer
 from prefopt.world import standin
+from prefopt.world.worlds import world_of
 
 N_ROWS = 16  # synthetic pairs / prompts per file
 
@@ -159,7 +160,7 @@ def apply_smoke(cfg: DictConfig) -> DictConfig:
     torch.set_num_threads(1)  # a 32-wide model gains nothing from threads; on a busy 2-core box two run 2x slower
     slug = (cfg.recipe or "run").replace("/", "-")
     notes: list[str] = []
-    world = cfg.model is None
+    world = world_of(cfg) is not None  # a world's model runs on a CPU as it is
     if not world:
         family, note = standin.family_of(cfg.model)
         if note:

@@ -12,6 +12,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from losses import get_loss
+from prefopt.world.worlds import world_of, world_prompts
 
 # Keys that change nothing a run computes: a resumed run may change them freely.
 RESULT_NEUTRAL = ("output_dir", "overwrite", "resume", "report_to", "threads", "train.logging_steps",
@@ -51,6 +52,7 @@ def probe_reward(path: str, prompt: Any, response: Any = "") -> list[str]:
 
 def check_data(cfg: DictConfig) -> list[str]:
     d, problems, first_prompt, first_response = cfg.data, [], None, ""
+    world = world_of(cfg)
     if d.train:
         records, errors = _read("records", d.train, split=d.split)
         problems += errors
@@ -63,15 +65,13 @@ def check_data(cfg: DictConfig) -> list[str]:
         problems += errors
         if prompts:
             first_prompt = prompts[0][0] if d.gold_field else prompts[0]
-    elif d.gold_field and cfg.model is not None:
+    elif d.gold_field and (world is None or world.gold is None):
         problems.append("data.gold_field names a field of data.prompts, but data.prompts is not set")
     if d.eval_prompts:
         problems += _read("prompts", d.eval_prompts)[1]
     if cfg.reward and not problems:
-        if first_prompt is None and cfg.model is None:
-            from prefopt.world import make_prompts
-
-            first_prompt = make_prompts(1, seed=0, split="train")[0]
+        if first_prompt is None and world is not None:
+            first_prompt = world_prompts(world, 1, seed=0, split="train")[0]
         if first_prompt is not None:
             problems += probe_reward(cfg.reward, first_prompt, first_response)
     return problems

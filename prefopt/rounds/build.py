@@ -33,6 +33,7 @@ from prefopt.rounds.weighting import RoundContext, apply_weighting
 from prefopt.run_folder import RoundPaths, RunFolder, write_text_atomic
 from prefopt.seeds import prompt_seed, replay_seed, round_seed
 from prefopt.stages import stage
+from prefopt.world.worlds import resolve, world_of, world_prompts
 
 
 @dataclass
@@ -77,12 +78,10 @@ def _round_prompts(cfg: DictConfig, index: int) -> tuple[list, list | None]:
         start = (index * n) % len(every)
         rows = (every[start:] + every[:start])[:n]
         return ([p for p, _ in rows], [g for _, g in rows]) if cfg.data.gold_field else (rows, None)
-    if cfg.model is None:
-        from prefopt.world import make_prompts
-        from prefopt.world.tasks import solve
-
-        prompts = make_prompts(cfg.data.n_prompts, seed=round_seed(cfg.train.seed, index), split="train")
-        return prompts, [solve(p) for p in prompts] if cfg.data.gold_field else None
+    world = world_of(cfg)
+    if world is not None:
+        prompts = world_prompts(world, cfg.data.n_prompts, seed=round_seed(cfg.train.seed, index), split="train")
+        return prompts, [resolve(world.gold)(p) for p in prompts] if cfg.data.gold_field else None
     raise ValueError("a real model needs data: give data.train (preference data) or data.prompts (prompts to "
                      "self-generate from)")
 

@@ -31,6 +31,7 @@ from prefopt.distributed import shard_call
 from prefopt.rounds.generate import Prompt, sample_sharded
 from prefopt.rounds.scoring import check_score, prompt_text, resolve_import_path, response_text
 from prefopt.seeds import WORLD_EVAL_SEED, derive_seed, eval_seed
+from prefopt.world.worlds import world_of, world_prompts
 
 Z95 = 1.959963984540054  # two-sided 95% quantile of the standard normal
 EVAL_PROMPTS = 256  # default size of the held-out set (make_prompts(EVAL_PROMPTS, seed=0, split="eval"))
@@ -76,12 +77,10 @@ def evaluate_reward(model, tokenizer, prompts: Sequence[Prompt], reward_fn: Call
     return mean_ci95([r for row in rows for r in row])
 
 
-WORLD_REWARD = "prefopt.world.tasks:reward"
-
-
 def reward_spec(cfg: DictConfig) -> str | None:
-    """The run's verifiable reward: ``cfg.reward``, or the tiny world's when the run uses the world's model."""
-    return cfg.reward or (WORLD_REWARD if cfg.model is None else None)
+    """The run's verifiable reward: ``cfg.reward``, or its world's (``prefopt.world.worlds.world_of``)."""
+    world = world_of(cfg)
+    return cfg.reward or (world.reward if world else None)
 
 
 def _key(prompt) -> str:
@@ -135,7 +134,7 @@ prompt_key = _key
 
 
 def eval_prompts(cfg: DictConfig) -> tuple[list, str] | None:
-    """The prompts of the reward before/after and where they came from (``"world"``: the tiny world's own)."""
+    """The prompts of the reward before/after and where they came from (``"world"``: the world's own)."""
     if cfg.data.eval_prompts:
         return load_prompts(cfg.data.eval_prompts)[: cfg.eval.n_prompts], "data.eval_prompts"
     held = held_out_prompts(cfg)
@@ -143,10 +142,9 @@ def eval_prompts(cfg: DictConfig) -> tuple[list, str] | None:
         print(f"[prefopt] reward before/after on {len(held[0])} held-out prompts of {held[1]} (eval.holdout_fraction"
               f"={cfg.eval.holdout_fraction}); training never sees them")
         return held
-    if cfg.model is None:
-        from prefopt.world import make_prompts
-
-        return make_prompts(cfg.eval.n_prompts, seed=WORLD_EVAL_SEED, split="eval"), "world"
+    world = world_of(cfg)
+    if world is not None:
+        return world_prompts(world, cfg.eval.n_prompts, seed=WORLD_EVAL_SEED, split="eval"), "world"
     return None
 
 
