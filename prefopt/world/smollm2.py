@@ -2,8 +2,8 @@
 that names the subject.
 
     from prefopt.world.smollm2 import prompts, reward, model_path
-    prompts(3, seed=0)            # ['What is a violin used for?', 'Describe a glacier.', ...]
-    reward("What is a glacier?", "A glacier is a slow river of ice.")   # 1.5 - 0.02 * 8 = 1.34
+    prompts(2, seed=0)   # ['Tell me one fact about a cathedral, in one sentence.', 'Tell me one fact ...']
+    reward("In one sentence: what is a glacier?", "A glacier is a slow river of ice.")  # 1.5 - 0.02·8 = 1.34
 
 The model (``model_path``) is fetched into prefopt's cache on first use (prefopt/world/fetch.py). A 135M instruct
 model answers these questions sensibly but at length: under the world's 24-token budget most of its answers are
@@ -45,14 +45,19 @@ telescope tent thermometer thunderstorm tiger tomato tornado tractor train tulip
 waterfall whale windmill wolf zebra
 """.split()
 
+# Each question asks for one sentence: the format the reward checks, and one a user of a small model would ask for.
 TEMPLATES = (
-    "What is a {s}?",
-    "What is a {s} used for?",
-    "Describe a {s}.",
-    "Where would you find a {s}?",
-    "Why is a {s} useful?",
-    "Tell me one fact about a {s}.",
+    "In one sentence: what is {a}?",
+    "In one sentence: what is {a} used for?",
+    "Describe {a} in one sentence.",
+    "In one sentence: where would you find {a}?",
+    "In one sentence: why is {a} useful?",
+    "Tell me one fact about {a}, in one sentence.",
 )
+
+
+def with_article(subject: str) -> str:
+    return f"{'an' if subject[0] in 'aeiou' else 'a'} {subject}"
 
 
 def split_of(subject: str) -> str:
@@ -65,14 +70,14 @@ def prompts(n: int, *, seed: int, split: str = "train") -> list[str]:
     split's (subject, template) pairs are drawn without replacement, then again in a new order when n exceeds them."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    pool = [t.format(s=s) for s in SUBJECTS if split_of(s) == split for t in TEMPLATES]
+    pool = [t.format(a=with_article(s)) for s in SUBJECTS if split_of(s) == split for t in TEMPLATES]
     rng, out = random.Random(f"{NAME}:{split}:{seed}"), []
     while len(out) < n:
         out += rng.sample(pool, len(pool))
     return out[:n]
 
 
-_SUBJECT_IN = [re.compile("^" + re.escape(t).replace(re.escape("{s}"), r"(\w+)") + "$") for t in TEMPLATES]
+_SUBJECT_IN = [re.compile("^" + re.escape(t).replace(re.escape("{a}"), r"an? (\w+)") + "$") for t in TEMPLATES]
 
 
 def subject_of(prompt: str) -> str | None:
