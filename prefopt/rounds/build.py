@@ -22,11 +22,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from losses import get_loss
 from prefopt.data.features import tokenize_records
-from prefopt.data.records import PreferenceDataError, load_prompts, load_records, normalize_rows
+from prefopt.data.records import PreferenceDataError, load_prompts, normalize_rows, prompt_key
+from prefopt.data.sources import load_data
 from prefopt.data.tokenize import as_chat, chat_records
 from prefopt.distributed import is_main_process, main_value, shard_call
 from prefopt.rounds import pairing
-from prefopt.rounds.evaluate import held_out_keys, prompt_key, reward_spec
+from prefopt.rounds.evaluate import held_out_keys, reward_spec
 from prefopt.rounds.scorers import make_scorer
 from prefopt.rounds.scoring import score_records, shard_unit
 from prefopt.rounds.weighting import RoundContext, apply_weighting
@@ -128,7 +129,7 @@ def _pair(cfg: DictConfig, records: list[dict], ctx: RoundContext, index: int, r
 def build_records(cfg: DictConfig, ctx: RoundContext, index: int, report: dict) -> list[dict[str, Any]]:
     """Given data is re-scored only when a scorer is configured; self-generated data is always scored."""
     if cfg.data.train:
-        records, data_report = load_records(cfg.data.train, split=cfg.data.split)
+        records, data_report = load_data(cfg.data, seed=cfg.train.seed)
         records = chat_records(records, ctx.tokenizer, cfg.data.chat_template)
         report["data"] = asdict(data_report)
         held = held_out_keys(cfg)  # the evaluation's prompts are never trained on
