@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from omegaconf import OmegaConf
 
-from prefopt.config import load_config
+from prefopt.config import RunConfig, recipe_path
 from prefopt.world import smollm2
 from prefopt.world.worlds import WORLDS, world_of
 
@@ -32,8 +33,9 @@ def test_reward_arithmetic():
     assert smollm2.reward("a question of yours?", "Yes.") == pytest.approx(0.98)  # no subject to name
 
 
-def test_the_world_is_registered_with_its_overlay():
+def test_the_world_is_registered_with_an_overlay_of_valid_keys():
     world = world_of({"model": "smollm2-135m"})
     assert world is WORLDS["smollm2-135m"] and world.model_path == "prefopt.world.smollm2:model_path"
-    cfg = load_config(["recipe=dpo", "model=smollm2-135m"])
+    overlay = OmegaConf.load(recipe_path(world.overlay))
+    cfg = OmegaConf.merge(OmegaConf.structured(RunConfig), overlay)  # raises on a key or type the config lacks
     assert cfg.peft.enabled and cfg.reference.mode == "adapter" and cfg.generation.max_new_tokens == 24
