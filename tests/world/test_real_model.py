@@ -24,7 +24,7 @@ def test_smollm2_world_end_to_end(tmp_path):
     out = tmp_path / "run"
     assert main(["recipe=dpo", "model=smollm2-135m", "data.n_prompts=4", "generation.k=2",
                  "generation.max_new_tokens=8", "eval.n_prompts=2", "eval.samples_per_prompt=2",
-                 "train.max_steps=2", "train.per_device_batch_size=2", "train.logging_steps=1", "threads=0",
+                 "train.max_steps=2", "train.per_device_batch_size=2", "train.logging_steps=1",
                  f"output_dir={out}"]) == 0
 
     rows = [json.loads(line) for line in (out / "round_0" / "data.jsonl").read_text().splitlines()]
@@ -34,6 +34,9 @@ def test_smollm2_world_end_to_end(tmp_path):
         assert row["prompt"][-1]["role"] == "user" and smollm2.subject_of(question) is not None
         responses = [r if isinstance(r, str) else r[-1]["content"] for r in row["responses"]]
         assert row["scores"] == pytest.approx([smollm2.reward(question, r) for r in responses])
+    config = (out / "config.yaml").read_text()  # the world's overlay applied: LoRA, the adapter-off reference
+    assert "enabled: true" in config and "mode: adapter" in config
+    assert (out / "round_0" / "model" / "adapter_model.safetensors").is_file()  # the round's LoRA adapter
     summary = json.loads((out / "summary.json").read_text())
     assert summary["steps"] == 2
     for key in ("reward_before", "reward_after"):
