@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from omegaconf import DictConfig
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from prefopt.world.worlds import model_folder, uses_world_model, world_of
+
 
 def load_policy(cfg: DictConfig):
-    """(model, tokenizer) for ``cfg.model``, or the tiny world's warmed-up base policy when it is None."""
+    """(model, tokenizer) for ``cfg.model``, or the world's own model (the tiny world's warmed-up base policy when
+    ``model`` is None; ``prefopt.world.worlds``)."""
     if cfg.peft.load_in_4bit and not torch.cuda.is_available():
         raise ValueError("peft.load_in_4bit=true (QLoRA) needs a CUDA GPU and bitsandbytes; on CPU use "
                          "peft.enabled=true without load_in_4bit")
-    if cfg.model is None:
-        from prefopt.world import world_paths
-
-        path = str(world_paths().model)
-    else:
-        path = cfg.model
+    path = model_folder(world_of(cfg)) if uses_world_model(cfg) else cfg.model
     kwargs = {}
     if cfg.peft.load_in_4bit:
         try:
@@ -34,6 +34,37 @@ def load_policy(cfg: DictConfig):
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer
+
+
+NO_LIMIT = 1_000_000  # transformers' tokenizer.model_max_length is VERY_LARGE_INTEGER when the tokenizer sets none
+NEW_TOKENS_CAP = 256  # TRL's GRPOConfig.max_completion_length default, for a model whose generation_config is silent
+
+
+def model_lengths(cfg: DictConfig, model, tokenizer) -> DictConfig:
+    """``cfg`` with the lengths left to the model filled in (a copy; the run folder keeps ``null``, which the same
+    model resolves the same way on resume):
+
+    * ``data.max_length``: the tokenizer's ``model_max_length``, else the model's ``max_position_embeddings``;
+    * ``generation.max_new_tokens``: the model's ``generation_config.max_new_tokens``, else half of
+      ``data.max_length`` (a prompt and its response share the context), at most 256.
+    """
+    if cfg.data.max_length is not None and cfg.generation.max_new_tokens is not None:
+        return cfg
+    cfg = copy.deepcopy(cfg)
+    notes = []
+    if cfg.data.max_length is None:
+        limit = getattr(tokenizer, "model_max_length", None)
+        if not limit or limit >= NO_LIMIT:
+            limit = getattr(model.config, "max_position_embeddings", None)
+        cfg.data.max_length = limit
+        notes.append(f"data.max_length={limit}")
+    if cfg.generation.max_new_tokens is None:
+        own = getattr(getattr(model, "generation_config", None), "max_new_tokens", None)
+        cfg.generation.max_new_tokens = own or min(NEW_TOKENS_CAP, max(1, (cfg.data.max_length or 2 * NEW_TOKENS_CAP)
+                                                                       // 2))
+        notes.append(f"generation.max_new_tokens={cfg.generation.max_new_tokens}")
+    print(f"[prefopt] from the model: {', '.join(notes)}", flush=True)
+    return cfg
 
 
 def load_frozen(path: str, cfg: DictConfig):

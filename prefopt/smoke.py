@@ -7,18 +7,24 @@ stand-in, so nothing here names a scorer type or a pairing rule:
 
 * model: a hub id (or local folder) becomes a randomly initialised 2-layer stand-in of the same architecture
   family (``prefopt.world.standin``), saved with the tiny world's character tokenizer to a local folder.
-  ``previous_model`` (CREAM's M0) becomes a stand-in of another seed. ``model: null`` (the tiny-world recipes) keeps
-  the world's model.
-* data: ``data.train``/``data.eval`` become 16 synthetic tiny-world pairs (``prompt``/``chosen``/``rejected``, plus
-  ``score_chosen``/``score_rejected`` when the recipe reward-augments); ``data.prompts``/``data.eval_prompts`` become
-  prompt-only rows. The prompts are the world's, so its verifiable reward can score them.
+  ``previous_model`` (CREAM's M0) becomes a stand-in of another seed. A world's model (``model: null``, the tiny
+  world; ``prefopt.world.worlds``) is kept.
+* data: ``data.train``/``data.eval`` naming a dataset prefopt has a schema fixture for (``prefopt.data.schemas.
+  fixtures``: ultrafeedback_binarized, PKU-SafeRLHF, TL;DR, the CHES authors' file, ...) become that fixture, a few
+  rows in the dataset's own schema, so the recipe's reader and chat rendering run as on the real data; other data
+  becomes 16 synthetic tiny-world pairs (``prompt``/``chosen``/``rejected``, plus ``score_chosen``/``score_rejected``
+  when the recipe reward-augments). ``data.prompts``/``data.eval_prompts`` become prompt-only rows. The prompts are
+  the world's, so its verifiable reward can score them.
 * scoring: the scorer type's smoke stand-in (``SCORERS[type].smoke`` in ``prefopt.rounds.scorers``): a scorer that
   needs a hub model or a user's module becomes one of the same kind over the world's reward; a ``reward`` becomes
   the stand-in reward ``prefopt.world.standin:reward``.
 * pairing: the rule's thresholds are opened (``SMOKE_OPTIONS`` in ``prefopt.rounds.pairing``), since a random
   stand-in's samples are never far apart.
 * budget: 2 steps, batch 2, 8 prompts (16 on the world), K ≤ 4, ≤ 8 new tokens, ≤ 2 rounds, 16 eval prompts,
-  LoRA rank ≤ 8 and no 4-bit (QLoRA needs CUDA), fp32, no loggers.
+  LoRA rank ≤ 8 and no 4-bit (QLoRA needs CUDA), fp32, generation with transformers (no vLLM), no loggers. What a CPU
+  runs is kept: gradient checkpointing, the loss, pairing rule, weighting and reference mode.
+
+It prints every key it changed (``old → new``) and whether the run will report a reward before/after, or why not.
 
 The run writes under its ``output_dir``, by default ``runs/<recipe>-smoke`` (replaced at each smoke run; a folder you
 name is treated as any run's, see ``overwrite``). Its inputs, the stand-in models and the synthetic data, are cached
@@ -37,9 +43,10 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from prefopt.cache import cache_dir
-from prefopt.rounds.pairing import SMOKE_OPTIONS
+from prefopt.rounds.pairing import SMOKE_OPTIONS, rule_of
 from prefopt.rounds.scorers import scorer_spec, smoke_scorer
 from prefopt.world import standin
+from prefopt.world.worlds import world_of
 
 N_ROWS = 16  # synthetic pairs / prompts per file
 
@@ -103,10 +110,27 @@ def _scorer(cfg: DictConfig, notes: list[str]) -> None:
 
 def _pairing(cfg: DictConfig, notes: list[str]) -> None:
     """Open the rule's thresholds (``SMOKE_OPTIONS``): a random stand-in's samples are never far apart."""
-    opened = SMOKE_OPTIONS.get(cfg.pairing.rule)
+    opened = SMOKE_OPTIONS.get(rule_of(cfg))
     if opened:
         cfg.pairing.options = {**(OmegaConf.to_container(cfg.pairing.options) or {}), **opened}
-        notes.append(f"pairing {cfg.pairing.rule} thresholds opened")
+        notes.append(f"pairing {rule_of(cfg)} thresholds opened")
+
+
+def _schema_fixtures(cfg: DictConfig, notes: list[str]) -> set[str]:
+    """``data.train``/``data.eval`` that name a dataset with a schema fixture become it; the keys swapped."""
+    from prefopt.data.schemas.fixtures import fixture_for
+
+    swapped = set()
+    for key in ("train", "eval"):
+        value = cfg.data.get(key)
+        sources = [value] if isinstance(value, str) else list(value or [])
+        paths = [fixture_for(str(s)) for s in sources]
+        if sources and all(paths):
+            cfg.data[key] = str(paths[0]) if isinstance(value, str) else [str(p) for p in paths]
+            notes.append(f"data.{key} {value} → its schema fixture{'s' if len(paths) > 1 else ''} "
+                         f"({', '.join(p.name for p in paths)})")
+            swapped.add(key)
+    return swapped
 
 
 def _data(cfg: DictConfig, slug: str, notes: list[str]) -> None:
@@ -116,14 +140,17 @@ def _data(cfg: DictConfig, slug: str, notes: list[str]) -> None:
         scale = tuple(cfg.augment.get("source_scale") or (1.0, 10.0))
     root = smoke_root()
     replaced = []
+    swapped = _schema_fixtures(cfg, notes)
     for key, split, make in (("train", "train", "pairs"), ("eval", "eval", "pairs"),
                              ("prompts", "train", "prompts"), ("eval_prompts", "eval", "prompts")):
-        if not cfg.data.get(key):
+        if not cfg.data.get(key) or key in swapped:
             continue
         rows = (synthetic_pairs(N_ROWS, split=split, seed=seed, scale=scale) if make == "pairs"
                 else synthetic_prompts(N_ROWS, split=split, seed=seed))
         cfg.data[key] = _write_jsonl(root / f"{slug}-{key}.jsonl", rows)
         replaced.append(f"data.{key}")
+    if "data.train" in replaced:  # synthetic pairs are TRL pairs: the recipe's schema settings do not apply
+        cfg.data.format, cfg.data.columns, cfg.data.options, cfg.data.mix = "auto", {}, {}, []
     if replaced:
         notes.append(f"{', '.join(replaced)} → {N_ROWS} synthetic rows each")
 
@@ -132,9 +159,9 @@ def _budget(cfg: DictConfig, world: bool) -> None:
     t = cfg.train
     t.max_steps, t.per_device_batch_size, t.gradient_accumulation_steps = 2, 2, 1
     t.logging_steps, t.save_steps, t.warmup_steps = 1, 0, 0
-    t.bf16, t.gradient_checkpointing = False, False
+    t.bf16 = False  # the stand-ins train in float32 on a CPU; gradient checkpointing runs there as it is
     g = cfg.generation
-    g.k, g.max_new_tokens, g.backend = max(2, min(g.k, 4)), min(g.max_new_tokens, 8), "hf"
+    g.k, g.max_new_tokens, g.backend = max(2, min(g.k, 4)), min(g.max_new_tokens or 8, 8), "hf"
     cfg.data.n_prompts = 16 if world else 8
     if not world:  # the stand-in reads 512 positions; long reward-augmented prompts must fit
         cfg.data.max_length, cfg.data.max_prompt_length = 384, None
@@ -151,15 +178,43 @@ def _budget(cfg: DictConfig, world: bool) -> None:
     cfg.report_to, cfg.resume = "none", False
 
 
+def _flat(node, prefix: str = "") -> dict[str, object]:
+    if isinstance(node, dict) and node:
+        return {k: v for key, value in node.items() for k, v in _flat(value, f"{prefix}{key}.").items()}
+    return {prefix[:-1]: node}
+
+
+def changed_keys(before: DictConfig, after: DictConfig) -> list[str]:
+    """``key: old → new`` for every dotted key smoke mode changed (a key a block gained shows ``(unset)`` first)."""
+    a, b = (_flat(OmegaConf.to_container(c, resolve=True)) for c in (before, after))
+    missing = "(unset)"
+    return [f"{k}: {a.get(k, missing)} → {b.get(k, missing)}" for k in sorted(set(a) | set(b))
+            if a.get(k, missing) != b.get(k, missing)]
+
+
+def reward_note(cfg: DictConfig) -> str:
+    """Whether the smoke run will report a reward before/after, and why not when it will not."""
+    from prefopt.rounds.evaluate import reward_spec
+
+    if not cfg.eval.enabled:
+        return "no reward before/after: eval.enabled=false"
+    spec = reward_spec(cfg)
+    if spec is None:
+        return ("no reward before/after: the recipe names no reward function (reward=module:function) and its model "
+                "is no world's, so the smoke run checks data, loss and training only")
+    return f"reward before/after: {spec}"
+
+
 def apply_smoke(cfg: DictConfig) -> DictConfig:
-    """A copy of ``cfg`` that runs on CPU in under a minute, offline (see the module docstring)."""
-    cfg = copy.deepcopy(cfg)
+    """A copy of ``cfg`` that runs on CPU in under a minute, offline (see the module docstring). Prints what it
+    replaced and why, every key it changed (old → new), and whether a reward will be reported."""
+    original, cfg = cfg, copy.deepcopy(cfg)
     import torch
 
     torch.set_num_threads(1)  # a 32-wide model gains nothing from threads; on a busy 2-core box two run 2x slower
     slug = (cfg.recipe or "run").replace("/", "-")
     notes: list[str] = []
-    world = cfg.model is None
+    world = world_of(cfg) is not None  # a world's model runs on a CPU as it is
     if not world:
         family, note = standin.family_of(cfg.model)
         if note:
@@ -183,5 +238,8 @@ def apply_smoke(cfg: DictConfig) -> DictConfig:
         cfg.output_dir, cfg.overwrite = f"runs/{slug}-smoke", True
     budget = (f"{cfg.train.max_steps} steps × batch {cfg.train.per_device_batch_size}, {cfg.data.n_prompts} prompts, "
               f"K={cfg.generation.k}, {cfg.rounds} round(s)")
-    print(f"[prefopt] smoke: {'; '.join(notes + [budget])}; output: {cfg.output_dir}", flush=True)
+    lines = [f"[prefopt] smoke: {'; '.join(notes + [budget])}; output: {cfg.output_dir}",
+             f"[prefopt] smoke: {reward_note(cfg)}", "[prefopt] smoke changed these keys:",
+             *(f"  {line}" for line in changed_keys(original, cfg))]
+    print("\n".join(lines), flush=True)
     return cfg

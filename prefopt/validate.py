@@ -16,6 +16,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from losses import get_loss
+from prefopt.world.worlds import world_of
 
 # ---- ranges of the typed keys -----------------------------------------------------------------------------------
 _POS, _NONNEG = (lambda v: v > 0, "> 0"), (lambda v: v >= 0, ">= 0")
@@ -82,11 +83,12 @@ def _blocks(cfg: DictConfig) -> list[str]:
     from prefopt.rounds.weighting import WEIGHTINGS
 
     out = []
-    rule = pairing.RULES.get(cfg.pairing.rule)
+    name = pairing.rule_of(cfg)
+    rule = pairing.RULES.get(name)
     if rule is None:
-        out.append(f"pairing.rule: unknown rule {cfg.pairing.rule!r}; valid: {', '.join(sorted(pairing.RULES))}")
+        out.append(f"pairing.rule: unknown rule {name!r}; valid: {', '.join(sorted([pairing.AUTO, *pairing.RULES]))}")
     else:
-        out += _options(rule, _container(cfg.pairing.options) or {}, f"pairing.options (rule {cfg.pairing.rule})",
+        out += _options(rule, _container(cfg.pairing.options) or {}, f"pairing.options (rule {name})",
                         internal=("matrices", "samples", "sample_scores", "baseline"))
     for i, share in enumerate(cfg.pairing.replay or []):
         if not 0 <= share <= 1:
@@ -154,7 +156,7 @@ def _loss(cfg: DictConfig) -> list[str]:
     if cfg.reference.mode == "precomputed" and spec.needs_tokens:
         out.append(f"loss {cfg.loss.name} needs per-token reference log-probs: use reference.mode=model "
                    "(precomputed keeps sequence log-probs only)")
-    if spec.listwise and cfg.pairing.rule not in pairing.LIST_RULES:
+    if spec.listwise and pairing.rule_of(cfg) not in pairing.LIST_RULES:
         out.append(f"loss {cfg.loss.name} learns from whole lists, but pairing.rule={cfg.pairing.rule} turns each "
                    f"list into pairs; use pairing.rule={' or '.join(sorted(pairing.LIST_RULES))}")
     if cfg.previous_model and cfg.previous_model == cfg.model:
@@ -163,7 +165,7 @@ def _loss(cfg: DictConfig) -> list[str]:
     if not cfg.data.train and cfg.generation.k < 2:
         out.append(f"generation.k must be >= 2 for self-generated lists (a list needs two responses), got "
                    f"{cfg.generation.k}")
-    if cfg.model is not None and not cfg.data.train and not cfg.data.prompts:
+    if world_of(cfg) is None and not cfg.data.train and not cfg.data.prompts:
         out.append("a model of your own needs data: give data.train (preference data) or data.prompts (prompts to "
                    "self-generate from)")
     return out
@@ -174,6 +176,10 @@ def check_run(cfg: DictConfig) -> list[str]:
     from prefopt.run_folder import RunFolder
     from prefopt.validate_data import check_data, check_resume
 
+    try:
+        world_of(cfg)
+    except ValueError as err:  # every check below asks which world the run is in
+        return [str(err)]
     problems = _ranges(cfg) + _blocks(cfg) + _scorer(cfg) + _loss(cfg)
     if cfg.reward:
         problems += _import(cfg.reward, "reward")

@@ -22,17 +22,19 @@ from omegaconf import DictConfig, OmegaConf
 
 from losses import get_loss
 from prefopt.data.features import tokenize_records
-from prefopt.data.records import PreferenceDataError, load_prompts, load_records, normalize_rows
+from prefopt.data.records import PreferenceDataError, load_prompts, normalize_rows, prompt_key
+from prefopt.data.sources import load_data
 from prefopt.data.tokenize import as_chat, chat_records
 from prefopt.distributed import is_main_process, main_value, shard_call
 from prefopt.rounds import pairing
-from prefopt.rounds.evaluate import held_out_keys, prompt_key, reward_spec
+from prefopt.rounds.evaluate import held_out_keys, reward_spec
 from prefopt.rounds.scorers import make_scorer
 from prefopt.rounds.scoring import score_records, shard_unit
 from prefopt.rounds.weighting import RoundContext, apply_weighting
 from prefopt.run_folder import RoundPaths, RunFolder, write_text_atomic
 from prefopt.seeds import prompt_seed, replay_seed, round_seed
 from prefopt.stages import stage
+from prefopt.world.worlds import resolve, world_of, world_prompts
 
 
 @dataclass
@@ -77,12 +79,10 @@ def _round_prompts(cfg: DictConfig, index: int) -> tuple[list, list | None]:
         start = (index * n) % len(every)
         rows = (every[start:] + every[:start])[:n]
         return ([p for p, _ in rows], [g for _, g in rows]) if cfg.data.gold_field else (rows, None)
-    if cfg.model is None:
-        from prefopt.world import make_prompts
-        from prefopt.world.tasks import solve
-
-        prompts = make_prompts(cfg.data.n_prompts, seed=round_seed(cfg.train.seed, index), split="train")
-        return prompts, [solve(p) for p in prompts] if cfg.data.gold_field else None
+    world = world_of(cfg)
+    if world is not None:
+        prompts = world_prompts(world, cfg.data.n_prompts, seed=round_seed(cfg.train.seed, index), split="train")
+        return prompts, [resolve(world.gold)(p) for p in prompts] if cfg.data.gold_field else None
     raise ValueError("a real model needs data: give data.train (preference data) or data.prompts (prompts to "
                      "self-generate from)")
 
@@ -100,11 +100,12 @@ def self_generate(cfg: DictConfig, policy, tokenizer, index: int) -> list[dict[s
 def _pair(cfg: DictConfig, records: list[dict], ctx: RoundContext, index: int, report: dict,
           scorer=None) -> list[dict]:
     options = dict(_container(cfg.pairing.options) or {})
-    rule = pairing.RULES.get(cfg.pairing.rule)
+    name = pairing.rule_of(cfg)
+    rule = pairing.RULES.get(name)
     if rule is not None and "matrices" in inspect.signature(rule).parameters and "matrices" not in options:
         # OSP's strength pairs: each pair's weight is the judge's debiased P(i ≻ j)
         if not hasattr(scorer, "matrices"):
-            raise ValueError(f"pairing rule {cfg.pairing.rule!r} needs a pairwise judge scorer "
+            raise ValueError(f"pairing rule {name!r} needs a pairwise judge scorer "
                              "(scorer: {type: pairwise_judge | llm_judge | self_preference, ...})")
         with stage("score", f"round {index} judge") as s:
             options["matrices"] = shard_call(scorer.matrices, [r["prompt"] for r in records],
@@ -113,7 +114,7 @@ def _pair(cfg: DictConfig, records: list[dict], ctx: RoundContext, index: int, r
     if rule is not None and "baseline" in inspect.signature(rule).parameters and "baseline" not in options:
         # OSP's one-baseline pairs: the judge that scored the lists knows which response was the baseline
         if getattr(scorer, "baseline", None) is None:
-            raise ValueError(f"pairing rule {cfg.pairing.rule!r} needs a pairwise judge scorer with a baseline "
+            raise ValueError(f"pairing rule {name!r} needs a pairwise judge scorer with a baseline "
                              "(scorer: {type: pairwise_judge | llm_judge | self_preference, baseline: 0, ...})")
         options["baseline"] = scorer.baseline
     if rule is not None and "samples" in inspect.signature(rule).parameters and "samples" not in options:
@@ -121,7 +122,7 @@ def _pair(cfg: DictConfig, records: list[dict], ctx: RoundContext, index: int, r
         # lists the samples are already there (the lowest-scored one becomes the negative).
         options["samples"] = ([r["responses"] for r in records] if not cfg.data.train else
                               _sample(cfg, ctx.policy, ctx.tokenizer, [r["prompt"] for r in records], index))
-    records, pair_report = pairing.build(records, cfg.pairing.rule, **options)
+    records, pair_report = pairing.build(records, name, **options)
     report["pairing"] = asdict(pair_report)
     return records
 
@@ -129,7 +130,7 @@ def _pair(cfg: DictConfig, records: list[dict], ctx: RoundContext, index: int, r
 def build_records(cfg: DictConfig, ctx: RoundContext, index: int, report: dict) -> list[dict[str, Any]]:
     """Given data is re-scored only when a scorer is configured; self-generated data is always scored."""
     if cfg.data.train:
-        records, data_report = load_records(cfg.data.train, split=cfg.data.split)
+        records, data_report = load_data(cfg.data, seed=cfg.train.seed)
         records = chat_records(records, ctx.tokenizer, cfg.data.chat_template)
         report["data"] = asdict(data_report)
         held = held_out_keys(cfg)  # the evaluation's prompts are never trained on
@@ -191,13 +192,29 @@ def _segment_fn(options: dict[str, Any]):
     """``segment_ids`` with the recipe's ``data.segments`` diff settings (RRPO's refined segments)."""
     from prefopt.data.segments import segment_ids
 
-    valid = {"min_match_size", "one_sided", "autojunk"}
+    valid = {"min_match_size", "one_sided", "autojunk", "skip_empty"}
     if set(options) - valid:
         raise ValueError(f"data.segments: unknown option(s) {sorted(set(options) - valid)}; valid: {sorted(valid)}")
-    for key in ("one_sided", "autojunk"):
+    for key in ("one_sided", "autojunk", "skip_empty"):
         if key in options and not isinstance(options[key], bool):
             raise ValueError(f"data.segments.{key} must be true or false, got {options[key]!r}")
-    return functools.partial(segment_ids, **options)
+    return functools.partial(segment_ids, **{k: v for k, v in options.items() if k != "skip_empty"})
+
+
+def _with_segments(features: list[dict], report: dict) -> list[dict]:
+    """``data.segments.skip_empty``: drop the lists whose best or worst response has no refined segment, as the
+    RRPO authors skip such pairs (their loss has no margin to learn there, only the KL term)."""
+    def has_both(f: dict) -> bool:
+        best = max(range(len(f["scores"])), key=f["scores"].__getitem__)
+        worst = min(range(len(f["scores"])), key=f["scores"].__getitem__)
+        return any(f["segment_ids"][best]) and any(f["segment_ids"][worst])
+
+    kept = [f for f in features if has_both(f)]
+    report["segments"] = {"rows": len(features), "kept": len(kept), "dropped_no_segment": len(features) - len(kept)}
+    if features and not kept:
+        raise PreferenceDataError("data.segments.skip_empty: no list has a refined segment on both its best and its "
+                                  "worst response; check data.segments (one_sided, min_match_size) or turn it off")
+    return kept
 
 
 def report_line(report: dict[str, Any]) -> str:
@@ -231,7 +248,7 @@ def build_round_data(cfg: DictConfig, ctx: RoundContext, *, index: int, round_di
         if not records:
             raise PreferenceDataError(
                 f"round {index}: no list with a preference is left after scoring and pairing (pairing.rule="
-                f"{cfg.pairing.rule}; report: {json.dumps(report, default=str)[:300]}). Every candidate pair was "
+                f"{pairing.rule_of(cfg)}; report: {json.dumps(report, default=str)[:300]}). Every candidate pair was "
                 "tied or filtered out: check that the reward or judge tells the responses apart, raise "
                 "generation.k or generation.temperature, or loosen pairing.options")
         # validates (a user's file was checked on load) and drops lists left without a preference
@@ -247,6 +264,8 @@ def build_round_data(cfg: DictConfig, ctx: RoundContext, *, index: int, round_di
                                             max_prompt_length=cfg.data.max_prompt_length,
                                             truncation_mode=cfg.data.truncation_mode, segment_fn=segment_fn)
     report["tokenize"] = {k: v for k, v in asdict(tok_report).items() if k != "dropped_rows"}
+    if segment_fn is not None and (_container(cfg.data.segments) or {}).get("skip_empty"):
+        features = _with_segments(features, report)
     if is_main_process():
         print(f"[prefopt] round {index} data: {len(features)} lists ready"
               f"{' (saved earlier, reused)' if report.get('reused') else ''}; {report_line(report)}")
