@@ -6,10 +6,13 @@ With no ``model``/``data`` the recipe runs on the tiny embedded world and report
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 import warnings
 
+# `prefopt NAME ...` hands the rest of the command line to another module's main (imported only when asked for).
+SUBCOMMANDS = {"models": "prefopt.models:main"}
 HELP_FLAGS = ("-h", "--help", "help")
 # Libraries whose deprecation notices are about their own internals (a Trainer calling a renamed property), which a
 # user of prefopt can do nothing about. Warnings raised from prefopt's or the user's code, and every other category
@@ -78,6 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     quiet_third_party_deprecations()
+    if argv and argv[0] in SUBCOMMANDS:
+        module, func = SUBCOMMANDS[argv[0]].split(":")
+        return getattr(importlib.import_module(module), func)(argv[1:])
     finished = False
     try:
         status = _main(argv)

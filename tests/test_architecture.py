@@ -21,7 +21,7 @@ FLOORS = [
      "prefopt.validate_data"],
     ["prefopt.validate", "prefopt.cli_help"],
     ["prefopt.run", "prefopt.apidoc"],
-    ["prefopt.train"],
+    ["prefopt.train", "prefopt.models"],
 ]
 
 

@@ -12,6 +12,7 @@ from omegaconf import OmegaConf
 
 from prefopt.apidoc import main as apidoc
 from prefopt.config import load_config
+from prefopt.train import SUBCOMMANDS
 from prefopt.train import main as train_main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,6 +30,8 @@ def _commands() -> list[tuple[str, list[str]]]:
                     for command in ("prefopt.train", "prefopt"):  # the module, or the console script
                         if command in words:
                             args = words[words.index(command) + 1:]
+                            if args and args[0] in SUBCOMMANDS:  # `prefopt models ...`: tested on its own
+                                break
                             found.append((f"{page.relative_to(ROOT)}: {part.strip()}", args))
                             break
     return found
