@@ -173,9 +173,10 @@ class Outcome:
     violation: str | None
 
 
-def _snapshot(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()
-            and "__pycache__" not in p.parts}
+def _snapshot(folder: Path) -> dict[str, bytes | None]:
+    """Every file (its bytes) and folder (None) under ``folder``."""
+    return {str(p.relative_to(folder)): p.read_bytes() if p.is_file() else None for p in folder.rglob("*")
+            if "__pycache__" not in p.parts}
 
 
 def run_case(case: Case, model: str, serial: int) -> Outcome:
@@ -220,9 +221,21 @@ def run_case(case: Case, model: str, serial: int) -> Outcome:
         return Outcome(status, errors, violation)
 
 
+KINDS = ("not valid JSON", "not UTF-8", "arguments must be key=value", "Interpolation", "Environment variable",
+         "output_dir", "resume=true", "no prompts", "held out", "no usable preference", "role", "no 'user'",
+         "no 'assistant'", "both a list", "segments", "'weight'", "scores", "cannot use its scores", "reward",
+         "learning_rate", "loss", "pairing", "recipe", "must be", "field", "unknown", "valid keys")
+
+
 def case_class(case: Case, outcome: Outcome) -> str:
-    """``kind[/label] -> exit N``: how the cases fell, for the report."""
-    return f"{case.kind}{'/' + case.label if case.label else ''} -> exit {outcome.status}"
+    """``kind[/label] -> exit N: what``: how the cases fell, for the report (``what``: the stage of an exit-1
+    failure, or the kind of the first pre-flight error)."""
+    what = ""
+    if outcome.errors and outcome.status == 1:
+        what = outcome.errors[0][len("error: "):].split(" failed:")[0]
+    elif outcome.errors:
+        what = next((k for k in KINDS if k in outcome.errors[0]), "other")
+    return f"{case.kind}{'/' + case.label if case.label else ''} -> exit {outcome.status}{': ' + what if what else ''}"
 
 
 def tiny_model_folder(root: Path) -> str:
@@ -274,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
         counts, violations = fuzz(args.cases, model, progress=True)
     total = sum(counts.values())
     print(f"\n{total} cases in {time.time() - start:.0f}s; {len(violations)} contract violations")
-    by_exit = Counter(key.rsplit(" ", 1)[1] for key in counts.elements())
+    by_exit = Counter(key.split(" -> exit ")[1].split(":")[0] for key in counts.elements())
     print("by exit status: " + ", ".join(f"{k}: {v}" for k, v in sorted(by_exit.items())))
     for key, count in sorted(counts.items()):
         print(f"  {count:6d}  {key}")
