@@ -214,7 +214,12 @@ class RunFolder:
             return {}
 
     def _key(self, path: Path) -> str:
-        return Path(path).relative_to(self.root).as_posix()
+        """The path relative to the run folder (either may be relative or absolute: the Trainer's paths are)."""
+        path = Path(path)
+        try:
+            return path.relative_to(self.root).as_posix()
+        except ValueError:
+            return path.resolve().relative_to(self.root.resolve()).as_posix()
 
     def record(self, *paths: Path, prefix: bool = False, under: Path | None = None) -> None:
         """Fingerprint files as written (a folder: every file in it). ``prefix``: a file that only grows
