@@ -179,6 +179,11 @@ def _snapshot(folder: Path) -> dict[str, bytes | None]:
             if "__pycache__" not in p.parts}
 
 
+def _output_dir(args: list[str]) -> str:
+    """The run folder as typed (the last ``output_dir=`` wins, as in the dotlist)."""
+    return [a.split("=", 1)[1] for a in args if a.startswith("output_dir=")][-1]
+
+
 def run_case(case: Case, model: str, serial: int) -> Outcome:
     """Run one case in a fresh folder (the working directory while it runs) and check the contract."""
     from prefopt.train import main
@@ -208,7 +213,7 @@ def run_case(case: Case, model: str, serial: int) -> Outcome:
             violation = "a traceback was printed"
         elif status == 0 and errors:
             violation = "exit 0 with an error line"
-        elif status == 0 and not (folder / "run" / "summary.json").exists():
+        elif status == 0 and not (folder / _output_dir(args) / "summary.json").exists():
             violation = "exit 0 without summary.json"
         elif status == 1 and len(errors) != 1:
             violation = f"exit 1 with {len(errors)} error lines"
@@ -269,6 +274,9 @@ def fuzz(n: int, model: str, *, seed: int | None = None, stop_at_first: bool = F
         counts[case_class(case, outcome)] += 1
         if outcome.violation:
             violations.append((case, outcome))
+            if progress:
+                print(f"VIOLATION {outcome.violation}: {case.kind} {case.args} {case.files} {outcome.errors[:2]}",
+                      flush=True)
         if progress and serial[0] % 100 == 0:
             print(f"  {serial[0]} cases, {len(violations)} violations, {time.time() - start:.0f}s", flush=True)
 
