@@ -206,6 +206,8 @@ def run_case(case: Case, model: str, serial: int) -> Outcome:
             os.chdir(cwd)
             sys.path[:] = path
             sys.modules.pop(f"fuzz_reward_{name}", None)
+        if status == 143:  # SIGTERM reached the harness while a case ran: stop fuzzing, as the user asked
+            raise KeyboardInterrupt
         text = err.getvalue()
         errors = [line for line in text.splitlines() if line.startswith("error: ")]
         violation = None

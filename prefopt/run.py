@@ -120,7 +120,8 @@ class _Progress(TrainerCallback):
                 (folder / PROGRESS_FILE).write_text(json.dumps({"tokens": self.trainer_ref[0].total_tokens,
                                                                 "seconds": self.seconds()}))
                 # fingerprinted last: a resume trains only from a checkpoint whose every file is as written here
-                self.folder.record(self.folder.metrics, prefix=True)
+                if self.folder.metrics.exists():  # nothing logged yet when a save comes before the first log
+                    self.folder.record(self.folder.metrics, prefix=True)
                 self.folder.record(folder)
 
 

@@ -90,7 +90,7 @@ def failure_line(err: BaseException, root: str) -> str:
     text = "; ".join(line.strip() for line in str(err).splitlines() if line.strip()) or "(no message)"
     if not type(err).__module__.startswith("prefopt"):  # a library's or the user's exception: say which
         text = f"{type(err).__name__}: {text}"
-    return f"error: {failed_in(err) or 'start'} failed: {text}; {RunFolder(root).resume_hint()}"
+    return f"error: {failed_in(err) or 'the run'} failed: {text}; {RunFolder(root).resume_hint()}"
 
 
 def main(argv: list[str] | None = None) -> int:
