@@ -215,7 +215,8 @@ def run_case(case: Case, model: str, serial: int) -> Outcome:
             violation = "a traceback was printed"
         elif status == 0 and errors:
             violation = "exit 0 with an error line"
-        elif status == 0 and not (folder / _output_dir(args) / "summary.json").exists():
+        elif status == 0 and not any((folder / d / "summary.json").exists()
+                                     for d in {_output_dir(args), _output_dir(args).strip()}):  # YAML strips
             violation = "exit 0 without summary.json"
         elif status == 1 and len(errors) != 1:
             violation = f"exit 1 with {len(errors)} error lines"
