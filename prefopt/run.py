@@ -23,7 +23,7 @@ from transformers import AutoModelForCausalLM, TrainerCallback, TrainingArgument
 from losses import get_loss
 from prefopt.config import learning_rates, loss_kwargs, public_config
 from prefopt.data.features import tokenize_records
-from prefopt.data.records import load_records
+from prefopt.data.sources import load_eval
 from prefopt.data.tokenize import chat_records
 from prefopt.distributed import main_value
 from prefopt.modeling import load_frozen, load_policy, wrap_peft
@@ -91,7 +91,7 @@ def _reference_note(cfg: DictConfig, lists: int) -> str:
 def _eval_features(cfg: DictConfig, tokenizer) -> list[dict] | None:
     if not cfg.data.eval:
         return None
-    records, _ = load_records(cfg.data.eval, split=cfg.data.eval_split)
+    records, _ = load_eval(cfg.data)
     records = chat_records(records, tokenizer, cfg.data.chat_template)
     return tokenize_records(records, tokenizer, max_length=cfg.data.max_length,
                             max_prompt_length=cfg.data.max_prompt_length,

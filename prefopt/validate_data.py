@@ -11,6 +11,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from losses import get_loss
+from prefopt.world.worlds import world_of, world_prompts
 
 # Keys that change nothing a run computes: a resumed run may change them freely.
 RESULT_NEUTRAL = ("output_dir", "overwrite", "resume", "report_to", "threads", "train.logging_steps",
@@ -18,17 +19,22 @@ RESULT_NEUTRAL = ("output_dir", "overwrite", "resume", "report_to", "threads", "
                   "reward_timeout_s")
 
 
-def _read(kind: str, spec: str, **kwargs) -> tuple[list, list[str]]:
-    from prefopt.data.records import PreferenceDataError, load_prompts, load_records
+def _read(kind: str, spec: Any, **kwargs) -> tuple[list, list[str]]:
+    """Records of ``data.train`` (kind "train", ``spec`` the data block) or ``data.eval`` ("eval"), or prompts."""
+    from prefopt.data.records import PreferenceDataError, load_prompts
+    from prefopt.data.sources import load_data, load_eval
 
+    readers = {"train": lambda: load_data(spec, **kwargs)[0], "eval": lambda: load_eval(spec)[0],
+               "prompts": lambda: load_prompts(spec, **kwargs)}
     try:
-        return (load_records(spec, **kwargs)[0] if kind == "records" else load_prompts(spec, **kwargs)), []
+        return readers[kind](), []
     except FileNotFoundError as err:
         return [], [str(err)]
     except PreferenceDataError as err:
         return [], str(err).splitlines()
     except Exception as err:  # a hub id that cannot be reached, a broken parquet file
-        return [], [f"{spec}: cannot be read ({type(err).__name__}: {err})"]
+        name = spec if isinstance(spec, str) else spec.train if kind == "train" else spec.eval
+        return [], [f"{name}: cannot be read ({type(err).__name__}: {err})"]
 
 
 def probe_reward(path: str, prompt: Any, response: Any = "", timeout_s: float | None = None) -> list[str]:
@@ -49,31 +55,32 @@ def probe_reward(path: str, prompt: Any, response: Any = "", timeout_s: float | 
 
 def check_data(cfg: DictConfig) -> list[str]:
     d, problems, first_prompt, first_response = cfg.data, [], None, ""
+    world = world_of(cfg)
     if d.train:
-        records, errors = _read("records", d.train, split=d.split)
+        records, errors = _read("train", d, seed=cfg.train.seed)
         problems += errors
         if records:
             first_prompt, first_response = records[0]["prompt"], records[0]["responses"][0]
+    elif d.mix:
+        problems.append("data.mix mixes the sources of data.train, but data.train is not set")
     if d.eval:
-        problems += _read("records", d.eval, split=d.eval_split)[1]
+        problems += _read("eval", d)[1]
     if d.prompts:
         prompts, errors = _read("prompts", d.prompts, split=d.split, gold_field=d.gold_field)
         problems += errors
         if prompts:
             first_prompt = prompts[0][0] if d.gold_field else prompts[0]
-    elif d.gold_field and cfg.model is not None:
+    elif d.gold_field and (world is None or world.gold is None):
         problems.append("data.gold_field names a field of data.prompts, but data.prompts is not set")
     if d.eval_prompts:
         problems += _read("prompts", d.eval_prompts)[1]
     if not problems:
         problems += _left_for_training(cfg)
     if d.train and not problems:
-        problems += row_problems(cfg, d.train, d.split)
+        problems += row_problems(cfg)
     if cfg.reward and not problems:
-        if first_prompt is None and cfg.model is None:
-            from prefopt.world import make_prompts
-
-            first_prompt = make_prompts(1, seed=0, split="train")[0]
+        if first_prompt is None and world is not None:
+            first_prompt = world_prompts(world, 1, seed=0, split="train")[0]
         if first_prompt is not None:
             problems += probe_reward(cfg.reward, first_prompt, first_response, cfg.reward_timeout_s)
     return problems
@@ -98,16 +105,36 @@ def _left_for_training(cfg: DictConfig) -> list[str]:
             f"{len(rows)} rows, duplicates counted once); give more prompts, data.eval_prompts, or eval.enabled=false"]
 
 
-def row_problems(cfg: DictConfig, spec: str, split: str) -> list[str]:
+def _canonical_rows(data) -> list[tuple[str, str, dict]]:
+    """(source, "line 7", canonical row) of every ``data.train`` source, through its schema reader and column map:
+    the rows every reader produces, located in the user's file."""
+    from prefopt.data.records import read_located_rows
+    from prefopt.data.schemas import to_canonical
+    from prefopt.data.sources import _per_source, _plain, sources_of
+
+    names = sources_of(data)
+    out = []
+    for name, fmt, columns, options in zip(names, _per_source(data.format, len(names), "format", "auto"),
+                                           _per_source(data.columns, len(names), "columns", None),
+                                           _per_source(data.options, len(names), "options", None), strict=True):
+        rows, where = read_located_rows(name, split=data.split)
+        rows, where, _, _ = to_canonical(rows, where, source=name, format=fmt, columns=_plain(columns),
+                                         options=_plain(options))
+        out += [(name, at, row) for row, at in zip(rows, where, strict=True)]
+    return out
+
+
+def row_problems(cfg: DictConfig) -> list[str]:
     """Every per-row field the pairing rule, the reward augmentation and the loss read, checked on each row of
-    ``spec`` as the run will use it: the rule and augmentation are applied to the row, and the loss is computed on
-    it with zero log-probs (a finite value is required). Rules and weightings that need a model (judges, D²O's
-    samples, consistency) are left to the run. One message per bad row, up to ``MAX_REPORTED``."""
+    ``data.train`` (every source, through its schema reader) as the run will use it: the rule and augmentation are
+    applied to the row, and the loss is computed on it with zero log-probs (a finite value is required). Rules and
+    weightings that need a model (judges, D²O's samples, consistency) are left to the run. One message per bad
+    row, up to ``MAX_REPORTED``."""
     import torch
 
     from losses.types import PreferenceLogps
     from prefopt.config import loss_kwargs
-    from prefopt.data.records import MAX_REPORTED, PreferenceDataError, normalize_row, read_located_rows
+    from prefopt.data.records import MAX_REPORTED, PreferenceDataError, normalize_row
     from prefopt.rounds import pairing
 
     loss, rule = get_loss(cfg.loss.name), pairing.RULES.get(cfg.pairing.rule)
@@ -116,9 +143,8 @@ def row_problems(cfg: DictConfig, spec: str, split: str) -> list[str]:
     if rule is None or cfg.weighting or loss.needs_tokens or any(
             n in inspect.signature(rule).parameters and n not in options for n in model_bound):
         return []
-    rows, where = read_located_rows(spec, split=split)
     kwargs, out = loss_kwargs(cfg), []
-    for row, at in zip(rows, where, strict=True):
+    for spec, at, row in _canonical_rows(cfg.data):
         try:
             paired, _ = pairing.build([normalize_row(row, index=at, source=spec)], cfg.pairing.rule, **options)
             if cfg.augment and paired:
