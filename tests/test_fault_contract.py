@@ -370,11 +370,12 @@ def test_a_missing_interpolation_is_one_error_line(local_run, tmp_path, capsys):
 
 
 def test_a_secret_from_the_environment_is_used_but_never_written(local_run, tmp_path, monkeypatch):  # noqa: F811
-    secret = str(tmp_path / "pairs.jsonl")  # stands for a token: a value only the environment should hold
-    monkeypatch.setenv("PREFOPT_TEST_SECRET", secret)
-    args = [a for a in local_run if not a.startswith("data.train=")]
-    assert main([*args, "data.train=${oc.env:PREFOPT_TEST_SECRET}", "train.max_steps=1"]) == 0  # used
+    secret = tmp_path / "tokenizer-s3cr3t"  # stands for a token: a value only the environment should hold
+    make_tokenizer().save_pretrained(secret)
+    monkeypatch.setenv("PREFOPT_TEST_SECRET", str(secret))
+    args = [*local_run, "tokenizer=${oc.env:PREFOPT_TEST_SECRET}", "train.max_steps=1"]
+    assert main(args) == 0  # used
     out = tmp_path / "run"
-    assert "train: ${oc.env:PREFOPT_TEST_SECRET}" in (out / "config.yaml").read_text()
-    assert not [p for p, b in _files(out).items() if secret.encode() in b]  # in no file of the run
-    assert main([*args, "data.train=${oc.env:PREFOPT_TEST_SECRET}", "train.max_steps=1", "resume=true"]) == 0
+    assert "tokenizer: ${oc.env:PREFOPT_TEST_SECRET}" in (out / "config.yaml").read_text()
+    assert not [p for p, b in _files(out).items() if b"s3cr3t" in b]  # in no file of the run
+    assert main([*args, "resume=true"]) == 0
