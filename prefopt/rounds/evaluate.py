@@ -29,7 +29,7 @@ from prefopt.data.sources import data_key, load_data, sources_of
 from prefopt.data.tokenize import as_chat
 from prefopt.distributed import shard_call
 from prefopt.rounds.generate import Prompt, sample_sharded
-from prefopt.rounds.scoring import check_score, prompt_text, resolve_import_path, response_text
+from prefopt.rounds.scoring import call_reward, prompt_text, resolve_import_path, response_text
 from prefopt.seeds import WORLD_EVAL_SEED, derive_seed, eval_seed
 from prefopt.world.worlds import world_of, world_prompts
 
@@ -54,7 +54,8 @@ def mean_ci95(values: Sequence[float]) -> dict[str, float]:
 def evaluate_reward(model, tokenizer, prompts: Sequence[Prompt], reward_fn: Callable[[Prompt, str], float], *,
                     samples_per_prompt: int = 1, max_new_tokens: int, temperature: float = 1.0, seed: int = 0,
                     batch_size: int = 256, progress: bool = False, desc: str = "evaluate",
-                    chat_template: bool = True) -> dict[str, float]:
+                    chat_template: bool = True, max_prompt_tokens: int | None = None,
+                    timeout_s: float | None = None) -> dict[str, float]:
     """Sample ``samples_per_prompt`` responses per prompt and summarise ``reward_fn(prompt, response)``.
 
     Every process must call this; each evaluates a share of the prompts (prompt i seeded ``derive_seed(seed, i)``).
@@ -66,15 +67,22 @@ def evaluate_reward(model, tokenizer, prompts: Sequence[Prompt], reward_fn: Call
     seeds = [derive_seed(seed, i) for i in range(len(prompts))]
     responses = sample_sharded(model, tokenizer, prompts, seeds=seeds, k=samples_per_prompt,
                                max_new_tokens=max_new_tokens, temperature=temperature, batch_size=batch_size,
-                               progress=progress, desc=desc, chat_template=chat_template)
+                               progress=progress, desc=desc, chat_template=chat_template,
+                               max_prompt_tokens=max_prompt_tokens)
 
     def rewards(indices: list[int], share: list, lists: list[list[str]]) -> list[list[float]]:
         # the reward contract, as in scoring: plain strings (the last user turn of a chat prompt), a finite number
-        return [[check_score(reward_fn(prompt_text(p), response_text(r)), i, k, "reward") for k, r in enumerate(rs)]
-                for i, p, rs in zip(indices, share, lists, strict=True)]
+        return [[call_reward(reward_fn, prompt_text(p), response_text(r), i, k, "reward", timeout_s)
+                 for k, r in enumerate(rs)] for i, p, rs in zip(indices, share, lists, strict=True)]
 
     rows = shard_call(rewards, list(range(len(prompts))), list(prompts), responses)  # a reward may be costly
     return mean_ci95([r for row in rows for r in row])
+
+
+def prompt_token_cap(cfg: DictConfig) -> int | None:
+    """Prompt tokens kept for generation: ``data.max_prompt_length``, else ``data.max_length`` (a longer prompt
+    could not be trained on whole anyway); None when both are None."""
+    return cfg.data.max_prompt_length or cfg.data.max_length or None
 
 
 def reward_spec(cfg: DictConfig) -> str | None:
@@ -162,6 +170,8 @@ class RewardEval:
     max_new_tokens: int
     temperature: float
     seed: int
+    max_prompt_tokens: int | None = None
+    timeout_s: float | None = None
 
     @classmethod
     def from_config(cls, cfg: DictConfig, tokenizer) -> RewardEval | None:
@@ -170,10 +180,12 @@ class RewardEval:
             return None
         prompts = as_chat(found[0], tokenizer, cfg.data.chat_template, given=found[1] != "world")
         return cls(prompts, resolve_import_path(spec), tokenizer, cfg.eval.samples_per_prompt,
-                   cfg.generation.max_new_tokens, cfg.eval.temperature, eval_seed(cfg.train.seed))
+                   cfg.generation.max_new_tokens, cfg.eval.temperature, eval_seed(cfg.train.seed),
+                   prompt_token_cap(cfg), cfg.reward_timeout_s)
 
     def __call__(self, model) -> dict[str, float]:
         return evaluate_reward(model, self.tokenizer, self.prompts, self.reward_fn,
                                samples_per_prompt=self.samples_per_prompt, max_new_tokens=self.max_new_tokens,
                                temperature=self.temperature, seed=self.seed, progress=True,
-                               chat_template=False)  # from_config decided per data.chat_template
+                               chat_template=False, max_prompt_tokens=self.max_prompt_tokens,
+                               timeout_s=self.timeout_s)  # from_config decided per data.chat_template
