@@ -21,17 +21,20 @@ from omegaconf import DictConfig, OmegaConf
 from transformers import AutoModelForCausalLM, TrainerCallback, TrainingArguments, set_seed
 
 from losses import get_loss
+from prefopt.card import write_model_card
 from prefopt.config import learning_rates, loss_kwargs
 from prefopt.data.features import tokenize_records
 from prefopt.data.records import load_records
 from prefopt.data.tokenize import chat_records
 from prefopt.distributed import main_value
+from prefopt.hub import push_run
 from prefopt.modeling import load_frozen, load_policy, wrap_peft
 from prefopt.outputs import MetricsJsonl, format_reward, peak_memory_mb, plot_curves, write_summary
 from prefopt.rounds.build import RoundData, build_round_data
-from prefopt.rounds.evaluate import RewardEval
+from prefopt.rounds.evaluate import RewardEval, mean_ci95
 from prefopt.rounds.weighting import RoundContext
 from prefopt.run_folder import RoundPaths, RunFolder, save_folder_atomic
+from prefopt.samples import save_samples
 from prefopt.stages import current_clock, stage, stage_clock
 from prefopt.trackers import Tracker, open_tracker, trainer_integrations
 from prefopt.trainer.collate import ListCollator
@@ -58,6 +61,7 @@ def training_arguments(cfg: DictConfig, out: Path, index: int = 0) -> TrainingAr
         **{CHECKPOINTING: t.gradient_checkpointing},
         report_to=trainer_integrations(cfg.report_to), run_name=Path(output_dir(cfg)).name,
         save_strategy="steps" if t.save_steps else "no", save_steps=t.save_steps or 500,
+        save_total_limit=t.save_total_limit,
         use_cpu=not torch.cuda.is_available(), remove_unused_columns=False)
 
 
@@ -198,21 +202,26 @@ def _rounds(cfg: DictConfig, state: PartialState, policy, tokenizer, folder: Run
                                       tracker)
         policy = trainer.model
         if evaluator:  # every process evaluates a share of the prompts
-            record["reward"] = _evaluate(evaluator, policy, f"round {index} evaluate")
+            record["reward"] = _evaluate(evaluator, policy, f"round {index} evaluate", folder, f"round_{index}")
         record["stage_seconds"] = current_clock().since(mark)
         records.append(record)
         if state.is_main_process:
-            _save_model(policy, paths.model)
+            _save_model(policy, paths.model, tokenizer)
             folder.write_json(paths.record, json.loads(json.dumps(record, default=str)))
             paths.done.touch()  # last: a round is finished only once everything above is on disk
         state.wait_for_everyone()
     return policy, records
 
 
-def _evaluate(evaluator: RewardEval, policy, label: str) -> dict[str, float]:
+def _evaluate(evaluator: RewardEval, policy, label: str, folder: RunFolder, name: str) -> dict[str, float]:
+    """The reward with its interval; the samples go to ``samples/<name>.jsonl`` (a few to the console)."""
     with stage("evaluate", label) as s:
-        reward = evaluator(policy)
+        samples = evaluator.samples(policy)
+        reward = mean_ci95([x["reward"] for x in samples])
         s.note = f"reward {format_reward(reward)}"
+    if PartialState().is_main_process:
+        title = "samples before training" if name == "before" else f"samples after round {name.split('_')[1]}"
+        save_samples(folder, name, samples, title)
     return reward
 
 
@@ -268,18 +277,18 @@ def on_process_device(policy, state: PartialState, cfg: DictConfig):
     return policy.to(state.device)
 
 
-def run(cfg: DictConfig) -> dict[str, Any]:
+def run(cfg: DictConfig, argv: list[str] | None = None) -> dict[str, Any]:
     """Run a resolved config end to end; returns the summary (also written to ``output_dir/summary.json``).
 
     Everything is checked first (``prefopt.validate.check_run``): a mistake raises ``RunConfigError`` before the
     output folder is touched, a model is loaded or a token is generated. Every stage is timed (``prefopt.stages``)
-    into the summary's ``stage_seconds``.
+    into the summary's ``stage_seconds``. ``argv``: the command line's ``key=value`` arguments, for the model card.
     """
     with stage_clock():
-        return _run(cfg)
+        return _run(cfg, argv)
 
 
-def _run(cfg: DictConfig) -> dict[str, Any]:
+def _run(cfg: DictConfig, argv: list[str] | None = None) -> dict[str, Any]:
     problems = check_run(cfg)
     if problems:
         raise RunConfigError(problems)
@@ -306,15 +315,21 @@ def _run(cfg: DictConfig) -> dict[str, Any]:
     summary["stage_seconds"] = current_clock().summary()  # the whole run's, resumed rounds included
     if not state.is_main_process:
         return summary
+    if cfg.peft.enabled:  # the adapter beside the merged model, saved before merging
+        _save_model(policy, folder.adapter, tokenizer)
     final = policy.merge_and_unload() if cfg.peft.enabled and not cfg.peft.load_in_4bit else policy
     _save_model(final, folder.model, tokenizer)
     summary["plots"] = plot_curves(folder.root, summary.get("reward_per_round"))
+    summary["samples"] = folder.samples_files()
     write_summary(folder.root, summary)
+    write_model_card(folder, cfg, summary, argv)
     tracker.log_results(summary, cfg)
     for warning in summary.get("warnings", []):
         print(f"[prefopt] WARNING: {warning}")
     print(f"[prefopt] reward before {format_reward(before)} → after {format_reward(summary.get('reward_after'))}; "
           f"{summary['steps']} steps in {summary['train_seconds']:.0f}s; summary: {folder.summary}")
+    if cfg.hub.push:  # last: a failed upload (HubPushError) leaves the complete run on disk
+        print(f"[prefopt] pushed model/{' and adapter/' if folder.adapter.exists() else ''} to {push_run(cfg, folder)}")
     return summary
 
 
@@ -323,7 +338,7 @@ def _before(folder: RunFolder, evaluator, policy, cfg: DictConfig, state: Partia
     path = folder.root / "reward_before.json"
     if cfg.resume and main_value(path.exists()):
         return main_value(json.loads(path.read_text()) if state.is_main_process else None)
-    before = _evaluate(evaluator, policy, "evaluate before training") if evaluator else None
+    before = _evaluate(evaluator, policy, "evaluate before training", folder, "before") if evaluator else None
     if before and state.is_main_process:
         folder.write_json(path, before)
     return before
