@@ -178,7 +178,7 @@ def main(argv: list[str]) -> int:
         problems = _checks(cfg, model_path, run)
     except (ValueError, KeyError, FileNotFoundError) as err:
         problems = [str(err.args[0] if err.args else err)]
-    out = Path(args.get("output_dir") or f"runs/eval-{Path(model.rstrip('/')).name}")
+    out = Path(args.get("output_dir") or f"runs/eval-{Path(str(model).rstrip('/')).name}")
     if not problems and out.exists() and not out.is_dir():
         problems = [f"output_dir {out} is a file, not a folder"]
     if problems:
