@@ -15,7 +15,8 @@ from losses import get_loss
 
 # Keys that change nothing a run computes: a resumed run may change them freely.
 RESULT_NEUTRAL = ("output_dir", "overwrite", "resume", "report_to", "threads", "train.logging_steps",
-                  "train.save_steps", "reference.batch_size", "generation.batch_size", "eval.enabled")
+                  "train.save_steps", "train.save_total_limit", "reference.batch_size", "generation.batch_size",
+                  "eval.enabled", "hub")
 
 
 def _read(kind: str, spec: str, **kwargs) -> tuple[list, list[str]]:
