@@ -5,7 +5,6 @@ push up to the network boundary, and `prefopt eval` on run, round, adapter folde
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
