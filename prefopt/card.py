@@ -66,7 +66,7 @@ def _recipe_line(cfg: DictConfig) -> str:
     return f"`{cfg.recipe}`" + (f": {head}" if head else "")
 
 
-def _results(summary: dict[str, Any], folder: RunFolder) -> list[str]:
+def _results(summary: dict[str, Any]) -> list[str]:
     if not summary.get("reward_before"):
         return ["No reward function was given, so no reward was measured (pass `reward=module:function`)."]
     rows = ["| evaluation | reward (mean [95% interval]) | samples |", "|---|---|---|"]
@@ -95,13 +95,13 @@ def render(cfg: DictConfig, summary: dict[str, Any], folder: RunFolder, argv: li
     data = {r["round"]: r.get("data") for r in summary["rounds"]}
     lora = " LoRA: these are the merged weights; the adapter is `adapter/` beside this folder." \
         if cfg.peft.enabled else ""
-    use = "model/" if not _hub_id(cfg.hub.model_id) else cfg.hub.model_id
+    use = cfg.hub.model_id if cfg.hub.push else str(folder.model)  # where a reader of the card finds it
     body = [
         f"# {folder.root.name}", "",
         f"Trained from {base} with prefopt (a preference-optimization zoo) and the `{loss}` loss: "
         f"{len(summary['rounds'])} round(s), {summary['steps']} optimizer steps, {summary['tokens']} tokens in "
         f"{summary['train_seconds']:.0f} s.{lora}", "",
-        "## Reward", "", *_results(summary, folder), "",
+        "## Reward", "", *_results(summary), "",
         "## Algorithm", "", *algo, "",
         "## How it was trained", "", "```bash", command, "```", "", f"Recipe: {_recipe_line(cfg)}", "",
         "## Data", "", "Each round's data report (kept, dropped and why, ties):", "", "```json",

@@ -114,19 +114,20 @@ def test_hub_push_uploads_model_and_adapter(runs, hub_calls):
     assert "pushed model/ and adapter/ to https://huggingface.co/someone/tiny-dpo" in console
 
 
-@pytest.mark.parametrize("args, message", [
-    (["hub.push=true"], "hub.push=true needs hub.model_id=user/name"),
-    (["hub.push=true", "hub.model_id=no/such/repo"], "is not a hub repository id"),
-    (["hub.push=true", "hub.model_id=someone/x"], "needs a Hugging Face token"),
+@pytest.mark.parametrize("args, offline, message", [
+    (["hub.push=true"], False, "hub.push=true needs hub.model_id=user/name"),
+    (["hub.push=true", "hub.model_id=no/such/repo"], False, "hub.model_id='no/such/repo' is not a hub repository id"),
+    (["hub.push=true", "hub.model_id=someone/x"], False, "hub.push=true needs a Hugging Face token"),
+    (["hub.push=true", "hub.model_id=someone/x"], True, "hub.push=true but HF_HUB_OFFLINE is set"),
 ])
-def test_hub_push_is_checked_before_anything_is_written(tmp_path, monkeypatch, capsys, args, message):
-    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", False)
+def test_hub_push_is_checked_before_anything_is_written(tmp_path, monkeypatch, capsys, args, offline, message):
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", offline)
     monkeypatch.delenv("HF_TOKEN", raising=False)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # no stored token either
     monkeypatch.setattr("huggingface_hub.constants.HF_TOKEN_PATH", str(tmp_path / "hf" / "token"))
     assert main([*TINY, *args, f"output_dir={tmp_path / 'run'}"]) == 2
     err = capsys.readouterr().err
-    assert f"error: {message}" in err or f"error: hub.model_id='no/such/repo' {message}" in err
+    assert f"error: {message}" in err
     assert not (tmp_path / "run").exists()
 
 
@@ -183,6 +184,17 @@ def test_prefopt_eval_on_round_and_adapter_folders(runs, tmp_path, which):
     result = json.loads((out / "eval.json").read_text())
     assert result["win_rate"] == {"mean": 0.5, "ci95_low": 0.5, "ci95_high": 0.5, "std": 0.0, "n": 4}  # all ties
     assert result["model_reward"]["n"] == 8
+
+
+def test_prefopt_eval_with_a_scorer(runs, tmp_path, capsys):
+    lora, _, _ = runs
+    assert main(["eval", f"model={lora}", "scorer={type: reward_fn, fn: prefopt.world.tasks:reward}",
+                 f"output_dir={tmp_path / 'a'}"]) == 0
+    by_scorer = json.loads((tmp_path / "a" / "eval.json").read_text())["model_reward"]
+    assert by_scorer == json.loads((lora / "summary.json").read_text())["reward_after"]  # the run's own numbers
+    assert main(["eval", f"model={lora}", "scorer=self_preference", f"output_dir={tmp_path / 'b'}"]) == 2
+    assert "prefopt eval scores each response on its own" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()
 
 
 def test_prefopt_eval_on_a_hub_id_reaches_the_hub_and_mistakes_exit_2(tmp_path, capsys, monkeypatch):
