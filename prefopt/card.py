@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from losses import LOSSES
 from prefopt.outputs import format_reward
+from prefopt.rounds.evaluate import reward_spec
 from prefopt.run_folder import RunFolder
 
 CLAIMS = Path(__file__).resolve().parent.parent / "docs" / "claims.md"
@@ -66,10 +67,21 @@ def _recipe_line(cfg: DictConfig) -> str:
     return f"`{cfg.recipe}`" + (f": {head}" if head else "")
 
 
-def _results(summary: dict[str, Any]) -> list[str]:
+def _sources(cfg: DictConfig) -> list[str]:
+    """Where the data came from, one bullet per source given."""
+    given = {"preference data (data.train)": cfg.data.train, "prompts (data.prompts)": cfg.data.prompts,
+             "evaluation prompts (data.eval_prompts)": cfg.data.eval_prompts, "scorer": cfg.scorer,
+             "reward": reward_spec(cfg)}
+    out = [f"- {what}: `{value}`" for what, value in given.items() if value]
+    return out or ["- the tiny world's own prompts, sampled by the policy"]
+
+
+def _results(cfg: DictConfig, summary: dict[str, Any]) -> list[str]:
     if not summary.get("reward_before"):
         return ["No reward function was given, so no reward was measured (pass `reward=module:function`)."]
-    rows = ["| evaluation | reward (mean [95% interval]) | samples |", "|---|---|---|"]
+    rows = [f"The reward `{reward_spec(cfg)}` of {cfg.eval.samples_per_prompt} sample(s) per held-out prompt, at "
+            f"temperature {cfg.eval.temperature}; the same prompts and sampling seeds before and after.", "",
+            "| evaluation | reward (mean [95% interval]) | samples |", "|---|---|---|"]
     samples = summary.get("samples", {})
     names = ["before", *(f"round_{i}" for i in range(len(summary["rounds"])))]
     for name, reward in zip(names, summary.get("reward_per_round", []), strict=False):
@@ -101,10 +113,10 @@ def render(cfg: DictConfig, summary: dict[str, Any], folder: RunFolder, argv: li
         f"Trained from {base} with prefopt (a preference-optimization zoo) and the `{loss}` loss: "
         f"{len(summary['rounds'])} round(s), {summary['steps']} optimizer steps, {summary['tokens']} tokens in "
         f"{summary['train_seconds']:.0f} s.{lora}", "",
-        "## Reward", "", *_results(summary), "",
+        "## Reward", "", *_results(cfg, summary), "",
         "## Algorithm", "", *algo, "",
         "## How it was trained", "", "```bash", command, "```", "", f"Recipe: {_recipe_line(cfg)}", "",
-        "## Data", "", "Each round's data report (kept, dropped and why, ties):", "", "```json",
+        "## Data", "", *_sources(cfg), "", "Each round's data report (kept, dropped and why, ties):", "", "```json",
         json.dumps(data, indent=2, default=str), "```", "",
         "## Use", "", "```python", "from transformers import pipeline", "",
         f'generate = pipeline("text-generation", model="{use}")', "```", "",

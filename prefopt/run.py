@@ -28,7 +28,7 @@ from prefopt.data.records import load_records
 from prefopt.data.tokenize import chat_records
 from prefopt.distributed import main_value
 from prefopt.hub import push_run
-from prefopt.modeling import load_frozen, load_policy, wrap_peft
+from prefopt.modeling import init_kwargs, load_frozen, load_policy, wrap_peft
 from prefopt.outputs import MetricsJsonl, format_reward, peak_memory_mb, plot_curves, write_summary
 from prefopt.rounds.build import RoundData, build_round_data
 from prefopt.rounds.evaluate import RewardEval, mean_ci95
@@ -75,7 +75,7 @@ def _reference(cfg: DictConfig, policy, features: list[dict], collator: ListColl
     if not spec.needs_ref or mode == "adapter":
         return None, features
     source = policy if initial is None else initial
-    ref = AutoModelForCausalLM.from_pretrained(cfg.reference.model) if cfg.reference.model else frozen_copy(source)
+    ref = load_frozen(cfg.reference.model, cfg) if cfg.reference.model else frozen_copy(source)
     ref.requires_grad_(False).eval()
     if mode == "model":
         return ref, features
@@ -166,7 +166,7 @@ def _reload(policy, round_dir: Path, cfg: DictConfig):
 
         set_peft_model_state_dict(policy, load_file(str(round_dir / "model" / "adapter_model.safetensors")))
         return policy
-    return AutoModelForCausalLM.from_pretrained(round_dir / "model")
+    return AutoModelForCausalLM.from_pretrained(round_dir / "model", **init_kwargs(cfg))
 
 
 def _rounds(cfg: DictConfig, state: PartialState, policy, tokenizer, folder: RunFolder, evaluator,

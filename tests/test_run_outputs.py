@@ -56,6 +56,7 @@ def test_the_model_card_has_hub_metadata_command_recipe_data_rewards_and_the_cla
     assert f"prefopt {' '.join(TINY)}" in text and "Recipe: `dpo`: DPO on the tiny embedded world" in text
     assert f"| before training | {format_reward(summary['reward_before'])} | samples/before.jsonl |" in text
     assert f"| after round 0 | {format_reward(summary['reward_after'])} | samples/round_0.jsonl |" in text
+    assert "The reward `prefopt.world.tasks:reward` of 4 sample(s) per held-out prompt" in text
     assert '"dropped_ties"' in text and "arXiv 2305.18290" in text
     assert "(docs/claims.md#dpo)" in text and "verdict **reproduced**" in text
 
