@@ -26,7 +26,8 @@ def public() -> dict[str, list[str]]:
         "Trainer (`prefopt.trainer`)": ["prefopt.trainer:PreferenceTrainer", "prefopt.trainer:ListCollator",
                                         "prefopt.trainer:precompute_ref_logps", "prefopt.trainer:sequence_logps",
                                         "prefopt.trainer:policy_logps"],
-        "Data (`prefopt.data`)": ["prefopt.data.records:load_records", "prefopt.data.records:normalize_row",
+        "Data (`prefopt.data`)": ["prefopt.data.sources:load_records", "prefopt.data.sources:load_data",
+                                  "prefopt.data.records:normalize_row", "prefopt.data.schemas:to_canonical",
                                   "prefopt.data.tokenize:tokenize_list", "prefopt.data.features:tokenize_records",
                                   "prefopt.data.segments:segment_ids"],
         "Round pipeline (`prefopt.rounds`)": [

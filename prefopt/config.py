@@ -35,14 +35,19 @@ def key(default: Any, help: str, **meta: Any) -> Any:
 
 @dataclass
 class DataConfig:
-    train: str | None = key(None, "preference data: local .jsonl/.json/.parquet or hub id; None = self-generated")
+    train: Any = key(None, "preference data: a .jsonl/.json/.parquet file, save_to_disk folder or hub id, or a list "
+                           "(data.mix)")
+    format: Any = key("auto", "schema of data.train: auto (from the columns) or a format name (docs/data.md)")
+    columns: Any = key({}, "rename columns, e.g. {prompt: question, chosen: good, rejected: bad} (canonical: yours)")
+    options: Any = key({}, "the schema reader's options, e.g. {rating: helpfulness} for ultrafeedback (docs/data.md)")
+    mix: list[Any] = key([], "a mixture of data.train sources: counts, or shares summing to 1; [] = all of each")
     eval: str | None = key(None, "held-out preference data: eval loss and metrics after each round")
     prompts: str | None = key(None, "prompt-only data for self-generation; None = the tiny world's prompts")
     gold_field: str | None = key(None, "DNO: a reference response per prompt in this field joins each list as "
                                        "'gold'")
     eval_prompts: str | None = key(None, "prompt-only data for the reward before/after; None = the world's eval "
                                          "split")
-    split: str = key("train", "split of a hub dataset given as data.train or data.prompts")
+    split: str = key("train", "split of a hub dataset or a saved DatasetDict given as data.train or data.prompts")
     eval_split: str = key("test", "split of a hub dataset given as data.eval")
     n_prompts: int = key(512, "prompts per round for self-generated data (round k takes the k-th slice of a file)")
     max_length: int | None = key(256, "tokens per prompt + response; longer ones are truncated (None: no limit)")
@@ -145,11 +150,13 @@ class EvalSettings:
 @dataclass
 class RunConfig:
     recipe: str | None = key(None, "a recipe name (see the recipes list) or a path to a YAML file")
-    model: str | None = key(None, "HF id or local path; None = the tiny embedded world")
+    model: str | None = key(None, "HF id, local path or a world's name (prefopt.world.worlds); None = the tiny "
+                                  "world")
+    world: str | None = key(None, "a world's prompts, reward and overlay for your model (e.g. world=tiny); None = "
+                                  "the model's own world, if any")
     tokenizer: str | None = key(None, "HF id or local path of the tokenizer; None = the model's")
     previous_model: str | None = key(None, "the model `model` was trained from (CREAM's M0): round 0's previous policy")
-    reward: str | None = key(None, "'module:function' (prompt, response) -> float; world default when model is "
-                                   "None")
+    reward: str | None = key(None, "'module:function' (prompt, response) -> float; None = the world's, if any")
     scorer: Any = key(None, "a prefopt.rounds.scorers.make_scorer spec; default: the reward function")
     data: DataConfig = key(DataConfig, "where the training, eval and prompt data come from")
     generation: SamplingConfig = key(SamplingConfig, "sampling of self-generated responses")
@@ -187,7 +194,7 @@ def recipe_path(name: str) -> Path:
 
 def list_recipes() -> list[str]:
     return sorted(str(p.relative_to(RECIPES_DIR).with_suffix("")) for p in RECIPES_DIR.rglob("*.yaml")
-                  if "accelerate" not in p.parts)
+                  if "accelerate" not in p.parts and "worlds" not in p.parts)
 
 
 def valid_keys(node: Any = None, prefix: str = "") -> list[str]:
@@ -196,7 +203,7 @@ def valid_keys(node: Any = None, prefix: str = "") -> list[str]:
     for key in node:
         value = node[key] if not OmegaConf.is_missing(node, key) else None
         if isinstance(value, DictConfig) and key not in ("loss", "weighting", "ches", "augment", "expected",
-                                                          "options", "scorer", "segments", "vllm"):
+                                                          "options", "scorer", "segments", "vllm", "columns"):
             keys += valid_keys(value, f"{prefix}{key}.")
         else:
             keys.append(f"{prefix}{key}")

@@ -41,7 +41,11 @@ def _run_root(path: Path) -> Path | None:
 def resolve(spec: str) -> tuple[str, Path | None]:
     """(what ``from_pretrained`` loads, the run folder it came from or None); ValueError when it is neither a
     local model folder nor a hub id."""
+    from prefopt.world.worlds import WORLDS, model_folder
+
     path = Path(spec)
+    if spec in WORLDS and not path.exists():  # a world's name: its own model
+        return model_folder(WORLDS[spec]), None
     if path.is_dir():
         for inner in (path / "model", path):  # a run or round folder holds model/
             if (inner / "config.json").exists() or (inner / "adapter_config.json").exists():
@@ -62,11 +66,13 @@ def _config(run: Path | None, overrides: list[str]) -> DictConfig:
 
 
 def _checks(cfg: DictConfig, model: str, run: Path | None) -> list[str]:
+    """``model``: as the user gave it. Outside a run folder it becomes ``cfg.model``, so a world's name brings its
+    world's reward and prompts and any other model none by default."""
     from prefopt.rounds.evaluate import eval_prompts, reward_spec
     from prefopt.validate import check_ranges, import_problems
 
-    if run is None and cfg.model is None:
-        cfg.model = model  # a model of the user's: no world reward or prompts by default
+    if run is None:
+        cfg.model = model
     out = check_ranges(cfg)
     scorer = OmegaConf.to_container(cfg.scorer) if OmegaConf.is_config(cfg.scorer) else cfg.scorer
     if scorer is not None:
@@ -80,7 +86,7 @@ def _checks(cfg: DictConfig, model: str, run: Path | None) -> list[str]:
             out.append(f"scorer type {kind!r} compares responses with each other; prefopt eval scores each "
                        f"response on its own: use reward= or a scorer of type {' or '.join(SCORER_TYPES)}")
     elif reward_spec(cfg) is None:
-        out.append(f"model={model} is not a run of the tiny world: give reward=module:function (or scorer=...)")
+        out.append(f"model={model} is not a run or a world's model: give reward=module:function (or scorer=...)")
     else:
         out += import_problems(reward_spec(cfg), "reward")
     try:
@@ -101,13 +107,11 @@ def _load(spec: str, cfg: DictConfig):
     model = load_frozen(spec, cfg).to(PartialState(cpu=not _cuda()).device)
     try:
         tokenizer = load_tokenizer(spec)
-    except (OSError, ValueError):
-        if cfg.tokenizer or cfg.model:
-            tokenizer = load_tokenizer(cfg.tokenizer or cfg.model)
-        else:
-            from prefopt.world import world_paths
+    except (OSError, ValueError):  # the run's tokenizer
+        from prefopt.world.worlds import model_folder, uses_world_model, world_of
 
-            tokenizer = load_tokenizer(world_paths().model)
+        tokenizer = load_tokenizer(cfg.tokenizer or (model_folder(world_of(cfg)) if uses_world_model(cfg)
+                                                     else cfg.model))
     return model, tokenizer
 
 
@@ -175,7 +179,7 @@ def main(argv: list[str]) -> int:
         model_path, run = resolve(model)
         baseline_path = resolve(baseline)[0] if baseline else None
         cfg = _config(run, [f"{k}={v}" for k, v in args.items() if k != "output_dir"])
-        problems = _checks(cfg, model_path, run)
+        problems = _checks(cfg, model, run)
     except (ValueError, KeyError, FileNotFoundError) as err:
         problems = [str(err.args[0] if err.args else err)]
     out = Path(args.get("output_dir") or f"runs/eval-{Path(str(model).rstrip('/')).name}")

@@ -14,18 +14,16 @@ import torch
 from omegaconf import DictConfig
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from prefopt.world.worlds import model_folder, uses_world_model, world_of
+
 
 def load_policy(cfg: DictConfig):
-    """(model, tokenizer) for ``cfg.model``, or the tiny world's warmed-up base policy when it is None."""
+    """(model, tokenizer) for ``cfg.model``, or the world's own model (the tiny world's warmed-up base policy when
+    ``model`` is None; ``prefopt.world.worlds``)."""
     if cfg.peft.load_in_4bit and not torch.cuda.is_available():
         raise ValueError("peft.load_in_4bit=true (QLoRA) needs a CUDA GPU and bitsandbytes; on CPU use "
                          "peft.enabled=true without load_in_4bit")
-    if cfg.model is None:
-        from prefopt.world import world_paths
-
-        path = str(world_paths().model)
-    else:
-        path = cfg.model
+    path = model_folder(world_of(cfg)) if uses_world_model(cfg) else cfg.model
     kwargs = init_kwargs(cfg)
     if cfg.peft.load_in_4bit:
         try:

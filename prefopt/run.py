@@ -24,7 +24,7 @@ from losses import get_loss
 from prefopt.card import write_model_card
 from prefopt.config import learning_rates, loss_kwargs
 from prefopt.data.features import tokenize_records
-from prefopt.data.records import load_records
+from prefopt.data.sources import load_eval
 from prefopt.data.tokenize import chat_records
 from prefopt.distributed import main_value
 from prefopt.hub import push_run
@@ -95,7 +95,7 @@ def _reference_note(cfg: DictConfig, lists: int) -> str:
 def _eval_features(cfg: DictConfig, tokenizer) -> list[dict] | None:
     if not cfg.data.eval:
         return None
-    records, _ = load_records(cfg.data.eval, split=cfg.data.eval_split)
+    records, _ = load_eval(cfg.data)
     records = chat_records(records, tokenizer, cfg.data.chat_template)
     return tokenize_records(records, tokenizer, max_length=cfg.data.max_length,
                             max_prompt_length=cfg.data.max_prompt_length,

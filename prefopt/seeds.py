@@ -2,6 +2,7 @@
 
     prompt_seed(seed, round_index, prompt_index)   the sampling seed of one prompt of one round
     derive_seed(seed, *keys)                       the general rule behind it (any tuple of non-negative integers)
+    mix_seed(seed, source_index)                   which lists of one source a data.mix mixture takes
 
 Sampling is seeded per prompt: prompt i of round k draws its K samples from ``prompt_seed(seed, k, i)`` (each
 sample j from its own stream ``derive_seed(prompt_seed, j)``, ``prefopt.rounds.row_sampling``), and prompt i of
@@ -51,3 +52,9 @@ def eval_seed(seed: int) -> int:
 def replay_seed(seed: int, round_index: int) -> int:
     """DNO's draw of earlier rounds' pairs mixed into round ``round_index``."""
     return seed + round_index
+
+
+def mix_seed(seed: int, source_index: int) -> int:
+    """The draw of source ``source_index``'s lists into a ``data.mix`` mixture (three keys: no other seed has three,
+    so it never collides with a prompt's)."""
+    return derive_seed(seed, source_index, 0, 1)

@@ -7,11 +7,14 @@ stand-in, so nothing here names a scorer type or a pairing rule:
 
 * model: a hub id (or local folder) becomes a randomly initialised 2-layer stand-in of the same architecture
   family (``prefopt.world.standin``), saved with the tiny world's character tokenizer to a local folder.
-  ``previous_model`` (CREAM's M0) becomes a stand-in of another seed. ``model: null`` (the tiny-world recipes) keeps
-  the world's model.
-* data: ``data.train``/``data.eval`` become 16 synthetic tiny-world pairs (``prompt``/``chosen``/``rejected``, plus
-  ``score_chosen``/``score_rejected`` when the recipe reward-augments); ``data.prompts``/``data.eval_prompts`` become
-  prompt-only rows. The prompts are the world's, so its verifiable reward can score them.
+  ``previous_model`` (CREAM's M0) becomes a stand-in of another seed. A world's model (``model: null``, the tiny
+  world; ``prefopt.world.worlds``) is kept.
+* data: ``data.train``/``data.eval`` naming a dataset prefopt has a schema fixture for (``prefopt.data.schemas.
+  fixtures``: ultrafeedback_binarized, PKU-SafeRLHF, TL;DR, the CHES authors' file, ...) become that fixture, a few
+  rows in the dataset's own schema, so the recipe's reader and chat rendering run as on the real data; other data
+  becomes 16 synthetic tiny-world pairs (``prompt``/``chosen``/``rejected``, plus ``score_chosen``/``score_rejected``
+  when the recipe reward-augments). ``data.prompts``/``data.eval_prompts`` become prompt-only rows. The prompts are
+  the world's, so its verifiable reward can score them.
 * scoring: the scorer type's smoke stand-in (``SCORERS[type].smoke`` in ``prefopt.rounds.scorers``): a scorer that
   needs a hub model or a user's module becomes one of the same kind over the world's reward; a ``reward`` becomes
   the stand-in reward ``prefopt.world.standin:reward``.
@@ -40,6 +43,7 @@ from prefopt.cache import cache_dir
 from prefopt.rounds.pairing import SMOKE_OPTIONS
 from prefopt.rounds.scorers import scorer_spec, smoke_scorer
 from prefopt.world import standin
+from prefopt.world.worlds import world_of
 
 N_ROWS = 16  # synthetic pairs / prompts per file
 
@@ -109,6 +113,23 @@ def _pairing(cfg: DictConfig, notes: list[str]) -> None:
         notes.append(f"pairing {cfg.pairing.rule} thresholds opened")
 
 
+def _schema_fixtures(cfg: DictConfig, notes: list[str]) -> set[str]:
+    """``data.train``/``data.eval`` that name a dataset with a schema fixture become it; the keys swapped."""
+    from prefopt.data.schemas.fixtures import fixture_for
+
+    swapped = set()
+    for key in ("train", "eval"):
+        value = cfg.data.get(key)
+        sources = [value] if isinstance(value, str) else list(value or [])
+        paths = [fixture_for(str(s)) for s in sources]
+        if sources and all(paths):
+            cfg.data[key] = str(paths[0]) if isinstance(value, str) else [str(p) for p in paths]
+            notes.append(f"data.{key} {value} → its schema fixture{'s' if len(paths) > 1 else ''} "
+                         f"({', '.join(p.name for p in paths)})")
+            swapped.add(key)
+    return swapped
+
+
 def _data(cfg: DictConfig, slug: str, notes: list[str]) -> None:
     seed = cfg.train.seed
     scale = None
@@ -116,14 +137,17 @@ def _data(cfg: DictConfig, slug: str, notes: list[str]) -> None:
         scale = tuple(cfg.augment.get("source_scale") or (1.0, 10.0))
     root = smoke_root()
     replaced = []
+    swapped = _schema_fixtures(cfg, notes)
     for key, split, make in (("train", "train", "pairs"), ("eval", "eval", "pairs"),
                              ("prompts", "train", "prompts"), ("eval_prompts", "eval", "prompts")):
-        if not cfg.data.get(key):
+        if not cfg.data.get(key) or key in swapped:
             continue
         rows = (synthetic_pairs(N_ROWS, split=split, seed=seed, scale=scale) if make == "pairs"
                 else synthetic_prompts(N_ROWS, split=split, seed=seed))
         cfg.data[key] = _write_jsonl(root / f"{slug}-{key}.jsonl", rows)
         replaced.append(f"data.{key}")
+    if "data.train" in replaced:  # synthetic pairs are TRL pairs: the recipe's schema settings do not apply
+        cfg.data.format, cfg.data.columns, cfg.data.options, cfg.data.mix = "auto", {}, {}, []
     if replaced:
         notes.append(f"{', '.join(replaced)} → {N_ROWS} synthetic rows each")
 
@@ -159,7 +183,7 @@ def apply_smoke(cfg: DictConfig) -> DictConfig:
     torch.set_num_threads(1)  # a 32-wide model gains nothing from threads; on a busy 2-core box two run 2x slower
     slug = (cfg.recipe or "run").replace("/", "-")
     notes: list[str] = []
-    world = cfg.model is None
+    world = world_of(cfg) is not None  # a world's model runs on a CPU as it is
     if not world:
         family, note = standin.family_of(cfg.model)
         if note:

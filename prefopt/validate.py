@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from losses import get_loss
 from prefopt.hub import hub_problems
+from prefopt.world.worlds import world_of
 
 # ---- ranges of the typed keys -----------------------------------------------------------------------------------
 _POS, _NONNEG = (lambda v: v > 0, "> 0"), (lambda v: v >= 0, ">= 0")
@@ -176,7 +177,7 @@ def _loss(cfg: DictConfig) -> list[str]:
     if not cfg.data.train and cfg.generation.k < 2:
         out.append(f"generation.k must be >= 2 for self-generated lists (a list needs two responses), got "
                    f"{cfg.generation.k}")
-    if cfg.model is not None and not cfg.data.train and not cfg.data.prompts:
+    if world_of(cfg) is None and not cfg.data.train and not cfg.data.prompts:
         out.append("a model of your own needs data: give data.train (preference data) or data.prompts (prompts to "
                    "self-generate from)")
     return out
@@ -187,6 +188,10 @@ def check_run(cfg: DictConfig) -> list[str]:
     from prefopt.run_folder import RunFolder
     from prefopt.validate_data import check_data, check_resume
 
+    try:
+        world_of(cfg)
+    except ValueError as err:  # every check below asks which world the run is in
+        return [str(err)]
     problems = _ranges(cfg) + _blocks(cfg) + _scorer(cfg) + _loss(cfg)
     if cfg.reward:
         problems += _import(cfg.reward, "reward")

@@ -12,6 +12,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from losses import get_loss
+from prefopt.world.worlds import world_of, world_prompts
 
 # Keys that change nothing a run computes: a resumed run may change them freely.
 RESULT_NEUTRAL = ("output_dir", "overwrite", "resume", "report_to", "threads", "train.logging_steps",
@@ -19,17 +20,22 @@ RESULT_NEUTRAL = ("output_dir", "overwrite", "resume", "report_to", "threads", "
                   "eval.enabled", "hub")
 
 
-def _read(kind: str, spec: str, **kwargs) -> tuple[list, list[str]]:
-    from prefopt.data.records import PreferenceDataError, load_prompts, load_records
+def _read(kind: str, spec: Any, **kwargs) -> tuple[list, list[str]]:
+    """Records of ``data.train`` (kind "train", ``spec`` the data block) or ``data.eval`` ("eval"), or prompts."""
+    from prefopt.data.records import PreferenceDataError, load_prompts
+    from prefopt.data.sources import load_data, load_eval
 
+    readers = {"train": lambda: load_data(spec, **kwargs)[0], "eval": lambda: load_eval(spec)[0],
+               "prompts": lambda: load_prompts(spec, **kwargs)}
     try:
-        return (load_records(spec, **kwargs)[0] if kind == "records" else load_prompts(spec, **kwargs)), []
+        return readers[kind](), []
     except FileNotFoundError as err:
         return [], [str(err)]
     except PreferenceDataError as err:
         return [], str(err).splitlines()
     except Exception as err:  # a hub id that cannot be reached, a broken parquet file
-        return [], [f"{spec}: cannot be read ({type(err).__name__}: {err})"]
+        name = spec if isinstance(spec, str) else spec.train if kind == "train" else spec.eval
+        return [], [f"{name}: cannot be read ({type(err).__name__}: {err})"]
 
 
 def probe_reward(path: str, prompt: Any, response: Any = "") -> list[str]:
@@ -52,27 +58,28 @@ def probe_reward(path: str, prompt: Any, response: Any = "") -> list[str]:
 
 def check_data(cfg: DictConfig) -> list[str]:
     d, problems, first_prompt, first_response = cfg.data, [], None, ""
+    world = world_of(cfg)
     if d.train:
-        records, errors = _read("records", d.train, split=d.split)
+        records, errors = _read("train", d, seed=cfg.train.seed)
         problems += errors
         if records:
             first_prompt, first_response = records[0]["prompt"], records[0]["responses"][0]
+    elif d.mix:
+        problems.append("data.mix mixes the sources of data.train, but data.train is not set")
     if d.eval:
-        problems += _read("records", d.eval, split=d.eval_split)[1]
+        problems += _read("eval", d)[1]
     if d.prompts:
         prompts, errors = _read("prompts", d.prompts, split=d.split, gold_field=d.gold_field)
         problems += errors
         if prompts:
             first_prompt = prompts[0][0] if d.gold_field else prompts[0]
-    elif d.gold_field and cfg.model is not None:
+    elif d.gold_field and (world is None or world.gold is None):
         problems.append("data.gold_field names a field of data.prompts, but data.prompts is not set")
     if d.eval_prompts:
         problems += _read("prompts", d.eval_prompts)[1]
     if cfg.reward and not problems:
-        if first_prompt is None and cfg.model is None:
-            from prefopt.world import make_prompts
-
-            first_prompt = make_prompts(1, seed=0, split="train")[0]
+        if first_prompt is None and world is not None:
+            first_prompt = world_prompts(world, 1, seed=0, split="train")[0]
         if first_prompt is not None:
             problems += probe_reward(cfg.reward, first_prompt, first_response)
     return problems

@@ -31,8 +31,10 @@ def test_smoke_writes_the_run_under_output_dir_and_its_inputs_in_the_cache(tmp_p
     for _ in range(2):  # smoke's own folder starts afresh each time
         assert main(["recipe=paper/dpo", "smoke=true"]) == 0
     run = tmp_path / "runs" / "paper-dpo-smoke"
-    data = Path(OmegaConf.load(run / "config.yaml").data.train)  # the synthetic pairs: an input, cached
-    assert (run / "summary.json").exists() and data.is_relative_to(tmp_path / "cache" / "smoke")
+    data = Path(OmegaConf.load(run / "config.yaml").data.train)  # an input: the dataset's schema fixture (packaged)
+    from prefopt.data.schemas.fixtures import FIXTURES_DIR
+
+    assert (run / "summary.json").exists() and data == FIXTURES_DIR / "tldr_preference.jsonl"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "runs"]
 
 

@@ -8,7 +8,7 @@
     data       local .jsonl/.json/.parquet or hub dataset id, TRL pairs or preference lists; omitted: the tiny-world
                demo pairs (some near-identical, some distinct; see prefopt.ches.demo)
     output     folder for scored.jsonl (every record, meta.ches set), filtered.jsonl (the kept records, readable by
-               prefopt.data.records.load_records), ches_report.json, ches_hist.png and config.yaml;
+               prefopt.data.sources.load_records), ches_report.json, ches_hist.png and config.yaml;
                a non-empty folder is refused unless overwrite=true. A cut that keeps no pair still writes every
                file (filtered.jsonl empty), warns, and exits 0; a missing file is a one-line error (exit 2)
     keep_fraction | drop_fraction | threshold
@@ -122,7 +122,7 @@ def load_data(cfg: ChesCLIConfig) -> list[dict]:
         from prefopt.ches.demo import demo_records
 
         return demo_records()
-    from prefopt.data.records import load_records
+    from prefopt.data.sources import load_records
 
     records, report = load_records(cfg.data, split=cfg.split)
     if report.dropped_ties:

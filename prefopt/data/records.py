@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trl.data_utils import extract_prompt
+from trl.data_utils import is_conversational, maybe_extract_prompt
 
 from prefopt.data.tokenize import is_messages
 
@@ -37,9 +37,11 @@ class DataReport:
     kept: int = 0
     dropped_ties: int = 0
     dropped: dict[str, int] = field(default_factory=dict)
+    format: str | None = None  # the schema read (prefopt.data.schemas), for a user's file
+    sources: dict[str, int] = field(default_factory=dict)  # a mixture: lists taken from each source
 
-    def drop(self, reason: str) -> None:
-        self.dropped[reason] = self.dropped.get(reason, 0) + 1
+    def drop(self, reason: str, n: int = 1) -> None:
+        self.dropped[reason] = self.dropped.get(reason, 0) + n
 
 
 def _decode(path: Path, spec: str) -> str:
@@ -81,12 +83,28 @@ def read_located_rows(spec: str, *, split: str = "train") -> tuple[list[Any], li
         return rows, [f"row {i + 1}" for i in range(len(rows))]
     import datasets  # heavy: only when needed
 
+    if path.is_dir() and ((path / "dataset_dict.json").exists() or (path / "state.json").exists()):
+        return _from_disk(path, spec, split)
     if path.suffix == ".parquet":
         if not path.exists():
             raise FileNotFoundError(f"data file not found: {spec}")
         rows = list(datasets.load_dataset("parquet", data_files=str(path), split="train"))
     else:
         rows = list(datasets.load_dataset(spec, split=split))
+    return rows, [f"row {i + 1}" for i in range(len(rows))]
+
+
+def _from_disk(path: Path, spec: str, split: str) -> tuple[list[Any], list[str]]:
+    """Rows of a ``Dataset.save_to_disk`` folder, or of ``split`` of a ``DatasetDict.save_to_disk`` folder."""
+    import datasets
+
+    data = datasets.load_from_disk(str(path))
+    if isinstance(data, datasets.DatasetDict):
+        if split not in data:
+            raise PreferenceDataError(f"{spec}: split {split!r} not in this saved DatasetDict (splits: "
+                                      f"{', '.join(data)}); set data.split")
+        data = data[split]
+    rows = list(data)
     return rows, [f"row {i + 1}" for i in range(len(rows))]
 
 
@@ -102,6 +120,15 @@ def _at(index: int | str) -> str:
 
 def _where(source: str, index: int | str, name: str) -> str:
     return f"{source} {_at(index)}: field '{name}'"
+
+
+def _named(fields: dict[str, str], name: str) -> str:
+    """The user's name for a canonical field (a schema reader's ``_fields``: ``responses[2]`` → ``answers[0].answer``,
+    or by its root under a column map: ``chosen`` → ``good``)."""
+    if name in fields:
+        return fields[name]
+    root = name.split("[", 1)[0]
+    return fields[root] + name[len(root):] if root in fields else name
 
 
 def _check_text(value: Any, source: str, index: int, name: str, allow_empty: bool = False) -> None:
@@ -126,6 +153,11 @@ def _number(value: Any, source: str, index: int, name: str) -> float:
     return float(value)
 
 
+def _repeats_user_turn(row: dict[str, Any]) -> bool:
+    """Chat responses that carry the conversation before the answer (TRL's implicit prompt)."""
+    return all(is_messages(row[k]) and row[k] and row[k][0].get("role") != "assistant" for k in ("chosen", "rejected"))
+
+
 def normalize_row(row: dict[str, Any], *, index: int | str, source: str, allow_empty: bool = False) -> dict[str, Any]:
     """One row in any accepted format → a validated preference-list record (raises on bad input).
 
@@ -135,6 +167,7 @@ def normalize_row(row: dict[str, Any], *, index: int | str, source: str, allow_e
     """
     if not isinstance(row, dict):
         raise PreferenceDataError(f"{source} {_at(index)}: expected an object, got {type(row).__name__}")
+    fields = row.get("_fields") or {}  # the user's names of the canonical fields (prefopt.data.schemas)
     if "responses" in row:
         responses, scores = row["responses"], row.get("scores")
         names = [f"responses[{k}]" for k in range(len(responses) if isinstance(responses, list) else 0)]
@@ -142,29 +175,33 @@ def normalize_row(row: dict[str, Any], *, index: int | str, source: str, allow_e
             raise PreferenceDataError(f"{_where(source, index, 'scores')} is missing (a list needs prompt, "
                                       "responses, scores)")
     elif "chosen" in row and "rejected" in row:
-        if "prompt" not in row and is_messages(row["chosen"]):
-            row = {**row, **extract_prompt(row)}
+        if _repeats_user_turn(row) and ("prompt" not in row or not is_conversational({"prompt": row["prompt"]})):
+            # TRL's rule: a plain prompt beside chat responses that repeat the user turn (ultrafeedback_binarized)
+            # is re-extracted from the responses, so the prompt renders once
+            row = {**row, **maybe_extract_prompt(row)}
         responses, scores = [row["chosen"], row["rejected"]], [1.0, 0.0]
         names = ["chosen", "rejected"]  # errors name the user's own fields
     else:
         present = ", ".join(sorted(row)) or "none"
         raise PreferenceDataError(f"{source} {_at(index)}: expected fields prompt/responses/scores or "
                                   f"prompt/chosen/rejected; found: {present}")
+    names = [_named(fields, n) for n in names]
     if "prompt" not in row:
-        raise PreferenceDataError(f"{_where(source, index, 'prompt')} is missing")
-    _check_text(row["prompt"], source, index, "prompt")
+        raise PreferenceDataError(f"{_where(source, index, _named(fields, 'prompt'))} is missing")
+    _check_text(row["prompt"], source, index, _named(fields, "prompt"))
     if not isinstance(responses, list) or len(responses) < 2:
         n = len(responses) if isinstance(responses, list) else "not a list"
-        raise PreferenceDataError(f"{_where(source, index, 'responses')} needs at least 2 responses, got {n}")
+        raise PreferenceDataError(f"{_where(source, index, _named(fields, 'responses'))} needs at least 2 responses, "
+                                  f"got {n}")
     if not isinstance(scores, list) or len(scores) != len(responses):
-        raise PreferenceDataError(f"{_where(source, index, 'scores')} must be a list of {len(responses)} numbers, "
-                                  f"one per response; got {scores!r}")
+        raise PreferenceDataError(f"{_where(source, index, _named(fields, 'scores'))} must be a list of "
+                                  f"{len(responses)} numbers, one per response; got {scores!r}")
     for k, response in enumerate(responses):
         _check_text(response, source, index, names[k], allow_empty)
     record = {
         "prompt": row["prompt"],
         "responses": list(responses),
-        "scores": [_number(s, source, index, f"scores[{k}]") for k, s in enumerate(scores)],
+        "scores": [_number(s, source, index, _named(fields, f"scores[{k}]")) for k, s in enumerate(scores)],
         "weight": None if row.get("weight") is None else _number(row["weight"], source, index, "weight"),
         "segments": row.get("segments"),
         "meta": dict(row.get("meta") or {}),
@@ -172,6 +209,14 @@ def normalize_row(row: dict[str, Any], *, index: int | str, source: str, allow_e
     extra = {k: row[k] for k in ("score_chosen", "score_rejected") if k in row}
     record["meta"].update(extra)  # kept for transforms that need the raw scale (reward-augmented pairs)
     return record
+
+
+def prompt_key(prompt: str | list[dict[str, Any]]) -> str:
+    """One canonical form of a prompt, to compare prompts whatever their schema or rendering: a plain string is the
+    user turn it becomes under ``data.chat_template=always`` (``[["user", text]]``), chat messages are their
+    (role, content) turns. So the held-out slice is found in training data as text or as chat."""
+    turns = [[m.get("role"), m.get("content")] for m in prompt] if is_messages(prompt) else [["user", prompt]]
+    return json.dumps(turns, ensure_ascii=False)
 
 
 MAX_REPORTED = 10  # bad rows listed in one error; the rest are counted
@@ -219,12 +264,6 @@ def normalize_rows(rows: Iterable[dict[str, Any]], *, source: str, report: DataR
         raise PreferenceDataError(f"{source}: no usable preference data: all {report.rows} rows carry no preference "
                                   f"({'; '.join(why) or 'the file is empty'})")
     return records, report
-
-
-def load_records(spec: str, *, split: str = "train") -> tuple[list[dict[str, Any]], DataReport]:
-    """Read and validate a preference dataset (local file or hub id); errors name the file's line and field."""
-    rows, where = read_located_rows(spec, split=split)
-    return normalize_rows(rows, source=spec, where=where)
 
 
 def load_prompts(spec: str, *, split: str = "train", gold_field: str | None = None) -> list:

@@ -22,17 +22,19 @@ from omegaconf import DictConfig, OmegaConf
 
 from losses import get_loss
 from prefopt.data.features import tokenize_records
-from prefopt.data.records import PreferenceDataError, load_prompts, load_records, normalize_rows
+from prefopt.data.records import PreferenceDataError, load_prompts, normalize_rows, prompt_key
+from prefopt.data.sources import load_data
 from prefopt.data.tokenize import as_chat, chat_records
 from prefopt.distributed import is_main_process, main_value, shard_call
 from prefopt.rounds import pairing
-from prefopt.rounds.evaluate import held_out_keys, prompt_key, reward_spec
+from prefopt.rounds.evaluate import held_out_keys, reward_spec
 from prefopt.rounds.scorers import make_scorer
 from prefopt.rounds.scoring import score_records, shard_unit
 from prefopt.rounds.weighting import RoundContext, apply_weighting
 from prefopt.run_folder import RoundPaths, RunFolder, write_text_atomic
 from prefopt.seeds import prompt_seed, replay_seed, round_seed
 from prefopt.stages import stage
+from prefopt.world.worlds import resolve, world_of, world_prompts
 
 
 @dataclass
@@ -77,12 +79,10 @@ def _round_prompts(cfg: DictConfig, index: int) -> tuple[list, list | None]:
         start = (index * n) % len(every)
         rows = (every[start:] + every[:start])[:n]
         return ([p for p, _ in rows], [g for _, g in rows]) if cfg.data.gold_field else (rows, None)
-    if cfg.model is None:
-        from prefopt.world import make_prompts
-        from prefopt.world.tasks import solve
-
-        prompts = make_prompts(cfg.data.n_prompts, seed=round_seed(cfg.train.seed, index), split="train")
-        return prompts, [solve(p) for p in prompts] if cfg.data.gold_field else None
+    world = world_of(cfg)
+    if world is not None:
+        prompts = world_prompts(world, cfg.data.n_prompts, seed=round_seed(cfg.train.seed, index), split="train")
+        return prompts, [resolve(world.gold)(p) for p in prompts] if cfg.data.gold_field else None
     raise ValueError("a real model needs data: give data.train (preference data) or data.prompts (prompts to "
                      "self-generate from)")
 
@@ -129,7 +129,7 @@ def _pair(cfg: DictConfig, records: list[dict], ctx: RoundContext, index: int, r
 def build_records(cfg: DictConfig, ctx: RoundContext, index: int, report: dict) -> list[dict[str, Any]]:
     """Given data is re-scored only when a scorer is configured; self-generated data is always scored."""
     if cfg.data.train:
-        records, data_report = load_records(cfg.data.train, split=cfg.data.split)
+        records, data_report = load_data(cfg.data, seed=cfg.train.seed)
         records = chat_records(records, ctx.tokenizer, cfg.data.chat_template)
         report["data"] = asdict(data_report)
         held = held_out_keys(cfg)  # the evaluation's prompts are never trained on

@@ -17,7 +17,6 @@ Under ``accelerate launch`` every process calls the evaluation: each samples and
 from __future__ import annotations
 
 import functools
-import json
 import math
 import os
 from collections.abc import Callable, Sequence
@@ -26,12 +25,14 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from prefopt.data.records import load_prompts, load_records
+from prefopt.data.records import load_prompts, prompt_key
+from prefopt.data.sources import data_key, load_data, sources_of
 from prefopt.data.tokenize import as_chat
 from prefopt.distributed import shard_call
 from prefopt.rounds.generate import Prompt, sample_sharded
 from prefopt.rounds.scoring import Scorer, check_score, prompt_text, resolve_import_path, response_text
 from prefopt.seeds import WORLD_EVAL_SEED, derive_seed, eval_seed
+from prefopt.world.worlds import world_of, world_prompts
 
 Z95 = 1.959963984540054  # two-sided 95% quantile of the standard normal
 EVAL_PROMPTS = 256  # default size of the held-out set (make_prompts(EVAL_PROMPTS, seed=0, split="eval"))
@@ -119,40 +120,46 @@ def paired_win_rate(samples: Sequence[dict], baseline: Sequence[dict]) -> dict[s
     return mean_ci95([math.fsum(v) / len(v) for v in per_prompt.values()])
 
 
-WORLD_REWARD = "prefopt.world.tasks:reward"
-
-
 def reward_spec(cfg: DictConfig) -> str | None:
-    """The run's verifiable reward: ``cfg.reward``, or the tiny world's when the run uses the world's model."""
-    return cfg.reward or (WORLD_REWARD if cfg.model is None else None)
-
-
-def _key(prompt) -> str:
-    return json.dumps(prompt, sort_keys=True)
+    """The run's verifiable reward: ``cfg.reward``, or its world's (``prefopt.world.worlds.world_of``)."""
+    world = world_of(cfg)
+    return cfg.reward or (world.reward if world else None)
 
 
 def _user_prompts(cfg: DictConfig) -> tuple[list, str] | None:
     """The user's own prompts, in file order (unique), and where they came from; None on the tiny world's."""
-    source = cfg.data.prompts or cfg.data.train
-    stamp = os.stat(source).st_mtime_ns if source and os.path.exists(source) else None  # an edited file is reread
-    return _read_user_prompts(cfg.data.prompts, cfg.data.train, cfg.data.split, cfg.data.gold_field, stamp)
+    files = [cfg.data.prompts] if cfg.data.prompts else sources_of(cfg.data)
+    # an edited file is reread
+    stamp = tuple(os.stat(f).st_mtime_ns if f and os.path.exists(f) else None for f in files)
+    if cfg.data.prompts:
+        return _read_user_prompts(cfg.data.prompts, cfg.data.split, cfg.data.gold_field, stamp)
+    if files:
+        return _read_train_prompts(data_key(cfg.data), cfg.train.seed, stamp, cfg.data)
+    return None
 
 
+# cached: every round asks for the held-out slice (to leave it out) and the evaluation once more; a file (or a hub
+# dataset) is read once per run, not once per ask. Callers do not modify the lists.
 @functools.lru_cache(maxsize=4)
-def _read_user_prompts(prompts: str | None, train: str | None, split: str, gold_field: str | None,
-                       stamp: int | None) -> tuple[list, str] | None:
-    # cached: every round asks for the held-out slice (to leave it out) and the evaluation once more; a file (or a
-    # hub dataset) is read once per run, not once per ask. Callers do not modify the lists.
-    if prompts:
-        rows = load_prompts(prompts, split=split, gold_field=gold_field)
-        return [r[0] if gold_field else r for r in rows], "data.prompts"
-    if train:
-        records, _ = load_records(train, split=split)
+def _read_user_prompts(prompts: str, split: str, gold_field: str | None, stamp: tuple) -> tuple[list, str]:
+    rows = load_prompts(prompts, split=split, gold_field=gold_field)
+    return [r[0] if gold_field else r for r in rows], "data.prompts"
+
+
+_TRAIN_PROMPTS: dict[tuple, tuple[list, str]] = {}
+
+
+def _read_train_prompts(key: str, seed: int, stamp: tuple, data) -> tuple[list, str]:
+    """The unique prompts of data.train (one source or the mixture), compared in canonical form (``prompt_key``)."""
+    cache_key = (key, seed, stamp)
+    if cache_key not in _TRAIN_PROMPTS:
+        records, _ = load_data(data, seed=seed)
         seen: dict[str, Any] = {}
         for r in records:
-            seen.setdefault(_key(r["prompt"]), r["prompt"])
-        return list(seen.values()), "data.train"
-    return None
+            seen.setdefault(prompt_key(r["prompt"]), r["prompt"])
+        _TRAIN_PROMPTS.clear()  # one run's data at a time
+        _TRAIN_PROMPTS[cache_key] = list(seen.values()), "data.train"
+    return _TRAIN_PROMPTS[cache_key]
 
 
 def held_out_prompts(cfg: DictConfig) -> tuple[list, str] | None:
@@ -171,14 +178,11 @@ def held_out_prompts(cfg: DictConfig) -> tuple[list, str] | None:
 def held_out_keys(cfg: DictConfig) -> set[str]:
     """Keys of the held-out prompts, to leave out of training (``prompt_key`` of a prompt)."""
     held = held_out_prompts(cfg)
-    return {_key(p) for p in held[0]} if held else set()
-
-
-prompt_key = _key
+    return {prompt_key(p) for p in held[0]} if held else set()
 
 
 def eval_prompts(cfg: DictConfig) -> tuple[list, str] | None:
-    """The prompts of the reward before/after and where they came from (``"world"``: the tiny world's own)."""
+    """The prompts of the reward before/after and where they came from (``"world"``: the world's own)."""
     if cfg.data.eval_prompts:
         return load_prompts(cfg.data.eval_prompts)[: cfg.eval.n_prompts], "data.eval_prompts"
     held = held_out_prompts(cfg)
@@ -186,10 +190,9 @@ def eval_prompts(cfg: DictConfig) -> tuple[list, str] | None:
         print(f"[prefopt] reward before/after on {len(held[0])} held-out prompts of {held[1]} (eval.holdout_fraction"
               f"={cfg.eval.holdout_fraction}); training never sees them")
         return held
-    if cfg.model is None:
-        from prefopt.world import make_prompts
-
-        return make_prompts(cfg.eval.n_prompts, seed=WORLD_EVAL_SEED, split="eval"), "world"
+    world = world_of(cfg)
+    if world is not None:
+        return world_prompts(world, cfg.eval.n_prompts, seed=WORLD_EVAL_SEED, split="eval"), "world"
     return None
 
 

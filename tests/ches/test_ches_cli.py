@@ -7,7 +7,7 @@ import json
 import pytest
 
 from prefopt.ches.__main__ import main, parse_args
-from prefopt.data.records import load_records
+from prefopt.data.sources import load_records
 
 ROWS = [
     {"prompt": "Say hi", "chosen": "Hello there!", "rejected": "Go away"},

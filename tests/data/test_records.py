@@ -7,7 +7,8 @@ import math
 
 import pytest
 
-from prefopt.data.records import PreferenceDataError, load_prompts, load_records, normalize_row, normalize_rows
+from prefopt.data.records import PreferenceDataError, load_prompts, normalize_row, normalize_rows
+from prefopt.data.sources import load_records
 
 
 def test_trl_pair_becomes_a_list_of_two_with_scores_one_zero():
