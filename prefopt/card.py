@@ -20,6 +20,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from losses import LOSSES
+from prefopt.data.sources import sources_of
 from prefopt.outputs import format_reward
 from prefopt.rounds.evaluate import reward_spec
 from prefopt.run_folder import RunFolder
@@ -39,7 +40,7 @@ def _hub_id(value: str | None) -> str | None:
 def card_data(cfg: DictConfig):
     from huggingface_hub import ModelCardData
 
-    datasets = sorted({d for d in (cfg.data.train, cfg.data.prompts, cfg.data.eval_prompts) if _hub_id(d)})
+    datasets = sorted({d for d in (*sources_of(cfg.data), cfg.data.prompts, cfg.data.eval_prompts) if _hub_id(d)})
     loss = cfg.loss.name if ":" not in cfg.loss.name else "custom-loss"
     return ModelCardData(base_model=_hub_id(cfg.model), library_name="transformers", datasets=datasets or None,
                          tags=["prefopt", loss, "preference-optimization", *(["lora"] if cfg.peft.enabled else [])])
@@ -69,7 +70,8 @@ def _recipe_line(cfg: DictConfig) -> str:
 
 def _sources(cfg: DictConfig) -> list[str]:
     """Where the data came from, one bullet per source given."""
-    given = {"preference data (data.train)": cfg.data.train, "prompts (data.prompts)": cfg.data.prompts,
+    given = {"preference data (data.train)": ", ".join(sources_of(cfg.data)),
+             "prompts (data.prompts)": cfg.data.prompts,
              "evaluation prompts (data.eval_prompts)": cfg.data.eval_prompts, "scorer": cfg.scorer,
              "reward": reward_spec(cfg)}
     out = [f"- {what}: `{value}`" for what, value in given.items() if value]

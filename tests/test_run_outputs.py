@@ -70,6 +70,8 @@ def test_card_metadata_names_hub_models_and_datasets():
     data = card_data(cfg)
     assert data.base_model == "Qwen/Qwen2.5-0.5B-Instruct" and data.datasets == ["trl-lib/ultrafeedback_binarized"]
     assert data.tags[:2] == ["prefopt", "custom-loss"]
+    mixed = load_config(["data.train=[trl-lib/ultrafeedback_binarized,./mine.jsonl,Anthropic/hh-rlhf]"])
+    assert card_data(mixed).datasets == ["Anthropic/hh-rlhf", "trl-lib/ultrafeedback_binarized"]  # hub ones only
 
 
 def test_every_evaluation_leaves_a_samples_file_named_in_the_summary(runs):
