@@ -3,7 +3,8 @@ the recipes' first comment lines and the loss registry.
 
     prefopt --help                 every key, grouped by block, with its default and description
     prefopt --help train           one block
-    prefopt recipe=lipo --help     the recipe's resolved values (a changed value also shows its default)
+    prefopt recipe=lipo --help     the recipe's resolved values; a value not from the defaults shows its source
+                                   (recipe / world overlay / your YAML / command line) and its default
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from losses import LOSSES
-from prefopt.config import RECIPES_DIR, RunConfig, list_recipes, recipe_path
+from prefopt.config import RECIPES_DIR, Resolved, RunConfig, list_recipes, recipe_path
+from prefopt.world.worlds import world_of
 
 DOCS = RECIPES_DIR.parent / "docs"
 
@@ -33,6 +35,24 @@ EXAMPLES = """examples:
   prefopt --help            all keys with defaults      prefopt --help train        one block
   prefopt recipe=lipo --help   the recipe's values      docs: docs/cli.md
   prefopt eval model=runs/dpo [baseline=...]   a saved model's reward (and a paired win rate): prefopt eval --help"""
+
+
+LAYERS_TEXT = """Settings resolve in layers, lowest first; each key takes its value from the highest layer that sets it:
+
+1. **default**: values that suit a real model (the `key(default, help)` of each key below; a loss's hyper-parameters
+   from its registry entry, the paper's; `data.max_length` and `generation.max_new_tokens` left to the model; `threads`
+   unset);
+2. **recipe**: `recipe=NAME`, one of `recipes/` (the algorithm: loss, pairing, scorer, rounds, K);
+3. **world overlay**: `recipes/worlds/<world>.yaml`, only when the run is in a world (`prefopt.world.worlds`): no
+   `model`, `model=<a world's name>`, or `world=NAME` for a model of yours trained in one. The tiny world's overlay
+   holds what its 134k-parameter model needs (β = 1, 12 new tokens, 256-token lists, 150 steps at lr 1e-4, one
+   thread), with a `per_recipe` section for the multi-round recipes. A loss hyper-parameter the run's loss does not
+   take is left out;
+4. **your YAML**: `config=my.yaml`, or a recipe file of your own (`recipe=my.yaml`, outside `recipes/`);
+5. **command line**: `key=value`.
+
+`prefopt recipe=NAME [key=value ...] --help` prints the resolved values; a value that is not the default's shows its
+layer and the default, e.g. `train.max_steps=150 ... (world overlay; default: 0)`."""
 
 
 def short_usage() -> str:
@@ -103,27 +123,45 @@ def _same(value: Any, default: Any) -> bool:
 
 # ---- the terminal --------------------------------------------------------------------------------------------
 
-def _key_lines(rows, cfg: DictConfig | None) -> list[str]:
+def _note(resolved: Resolved | None, key: str, value: Any, default: Any) -> str:
+    """Where a resolved value came from, unless it is the default's own."""
+    source = "default" if resolved is None else resolved.source(key)
+    if source == "default" and _same(value, default):
+        return ""
+    return f"  ({source}" + ("" if _same(value, default) else f"; default: {show(default)}") + ")"
+
+
+def _key_lines(rows, resolved: Resolved | None) -> list[str]:
     lines = []
     for key, default, help_ in rows:
-        value = default if cfg is None else OmegaConf.select(cfg, key)
-        note = "" if cfg is None or _same(value, default) else f"  (default: {show(default)})"
-        lines.append(f"  {key}={show(value)}".ljust(40) + f" {help_}{note}")
+        value = default if resolved is None else OmegaConf.select(resolved.cfg, key)
+        lines.append(f"  {key}={show(value)}".ljust(40) + f" {help_}{_note(resolved, key, value, default)}")
     return lines
 
 
-def _loss_lines(cfg: DictConfig | None) -> list[str]:
-    if cfg is not None and cfg.loss.name in LOSSES:
-        set_here = OmegaConf.to_container(cfg.loss)
+def _loss_lines(resolved: Resolved | None) -> list[str]:
+    if resolved is not None and resolved.cfg.loss.name in LOSSES:
+        set_here = OmegaConf.to_container(resolved.cfg.loss)
         spec = LOSSES[set_here.pop("name")]
-        return [f"  loss.{k}={show(set_here.get(k, v))}".ljust(40) + (
-            f" (default: {show(v)})" if k in set_here and set_here[k] != v else "") for k, v in spec.defaults.items()]
+        lines = []
+        for k, default in spec.defaults.items():
+            value = set_here.get(k, default)
+            line = f"  loss.{k}={show(value)}".ljust(40) + _note(resolved, f"loss.{k}", value, default)
+            lines.append(line.rstrip())
+        return lines
     return [f"  {name:6s} {summary}\n         {', '.join(f'{k}={v}' for k, v in hp.items())}   ({paper})"
             for name, summary, hp, paper in loss_rows()]
 
 
-def block_help(name: str, cfg: DictConfig | None = None) -> str:
-    """One block's keys (``name`` from ``blocks()``, or ``loss`` / ``recipes``)."""
+def _resolved(cfg: Resolved | DictConfig | None) -> Resolved | None:
+    return Resolved(cfg, {}) if isinstance(cfg, DictConfig) else cfg
+
+
+def block_help(name: str, cfg: Resolved | DictConfig | None = None) -> str:
+    """One block's keys (``name`` from ``blocks()``, or ``loss`` / ``recipes``); with ``cfg``, its resolved values
+    (a ``Resolved`` adds each value's source)."""
+    resolved = _resolved(cfg)
+    cfg = resolved.cfg if resolved else None
     table = blocks()
     if name == "recipes":
         return "recipes (recipe=NAME):\n" + "\n".join(f"  {r:30s} {recipe_summary(r)}" for r in list_recipes())
@@ -132,22 +170,27 @@ def block_help(name: str, cfg: DictConfig | None = None) -> str:
         head = "losses (loss.name=NAME, then loss.<hyper-parameter>=value):"
         if cfg is not None and cfg.loss.name in rows:
             head = f"loss.name={cfg.loss.name}: {rows[cfg.loss.name][1]} ({rows[cfg.loss.name][3]})"
-        return head + "\n" + "\n".join(_loss_lines(cfg))
+        return head + "\n" + "\n".join(_loss_lines(resolved))
     if name not in table:
         raise ValueError(f"no help block {name!r}; valid: {', '.join([*table, 'loss', 'recipes'])}")
     description, rows = table[name]
-    return f"{name}: {description}\n" + "\n".join(_key_lines(rows, cfg))
+    return f"{name}: {description}\n" + "\n".join(_key_lines(rows, resolved))
 
 
-def full_help(cfg: DictConfig | None = None) -> str:
-    """Usage, recipes, losses and every key; with ``cfg``, the resolved values of that config."""
+def full_help(cfg: Resolved | DictConfig | None = None) -> str:
+    """Usage, recipes, losses and every key; with ``cfg``, the resolved values of that config and their sources."""
+    resolved = _resolved(cfg)
+    cfg = resolved.cfg if resolved else None
     if cfg is None:
         parts = [USAGE, block_help("recipes"), block_help("loss"), "keys (key=default  description):"]
     else:
         about = f"recipe {cfg.recipe}: {recipe_summary(cfg.recipe)}\n" if cfg.recipe else ""
-        parts = [USAGE, f"{about}resolved values (key=value overrides any of them; a changed value shows its "
-                        "default):", block_help("loss", cfg)]
-    parts += [block_help(name, cfg) for name in blocks()]
+        world = world_of(cfg)
+        layers = (f"resolved values, lowest layer first: default → recipe → world overlay"
+                  f"{f' ({world.name}: recipes/{world.overlay}.yaml)' if world else ' (none: not a world model)'}"
+                  " → your YAML (config=) → command line; a value not from the defaults shows its source:")
+        parts = [USAGE, f"{about}{layers}", block_help("loss", resolved)]
+    parts += [block_help(name, resolved) for name in blocks()]
     return "\n\n".join(parts) + "\n\n" + EXAMPLES.split("\n\n")[1] + "\n"
 
 
@@ -161,7 +204,8 @@ def markdown() -> str:
     """docs/cli.md: the same rows as ``prefopt --help``, as tables."""
     parts = ["# Command line\n", "Generated from the config dataclasses, the recipes and the loss registry by "
              "`python -m prefopt.apidoc`; do not edit by hand. The same text is printed by `prefopt --help`.\n",
-             "```text\n" + USAGE + "\n\n" + EXAMPLES + "\n```\n", "## Recipes\n", "| recipe | summary |",
+             "```text\n" + USAGE + "\n\n" + EXAMPLES + "\n```\n", "## Where a value comes from\n", LAYERS_TEXT + "\n",
+             "## Recipes\n", "| recipe | summary |",
              "|---|---|"]
     parts += [f"| `{r}` | {_cell(recipe_summary(r))} |" for r in list_recipes()]
     parts += ["\n## Losses\n", "`loss.name=NAME`, then `loss.<hyper-parameter>=value`.\n",

@@ -1,6 +1,10 @@
-"""Run configuration: a recipe (YAML) merged onto typed defaults, then ``key=value`` overrides.
+"""Run configuration in layers: typed defaults (a real model's) ← recipe ← world overlay ← your YAML ← overrides.
 
     cfg = load_config(["recipe=lipo", "train.max_steps=50", "loss.beta=0.1"])
+    resolved = resolve_config(["recipe=dpo", "config=my.yaml"])   # + resolved.source("train.max_steps")
+
+The world overlay (``recipes/worlds/<world>.yaml``) applies only when the run is in a world
+(``prefopt.world.worlds.world_of``): no model, a world's model name, or ``world=NAME``. See docs/cli.md.
 
 Unknown keys are an error that lists the valid ones; the loss block is checked against the registry (its
 hyper-parameters are the loss function's keyword arguments).
@@ -17,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, ValidationError
 
 from losses import LOSSES, get_loss
+from prefopt.world.worlds import world_of
 
 RECIPES_DIR = Path(__file__).resolve().parent.parent / "recipes"
 
@@ -50,10 +55,12 @@ class DataConfig:
     split: str = key("train", "split of a hub dataset or a saved DatasetDict given as data.train or data.prompts")
     eval_split: str = key("test", "split of a hub dataset given as data.eval")
     n_prompts: int = key(512, "prompts per round for self-generated data (round k takes the k-th slice of a file)")
-    max_length: int | None = key(256, "tokens per prompt + response; longer ones are truncated (None: no limit)")
+    max_length: int | None = key(None, "tokens per prompt + response, longer ones truncated; null = the model's "
+                                       "context length")
     max_prompt_length: int | None = key(None, "keep only the last this-many prompt tokens (None: no limit)")
     truncation_mode: str = key("keep_start", "what survives truncation: keep_start | keep_end")
-    segments: dict[str, Any] = key({}, "RRPO diff settings: min_match_size, one_sided, autojunk")
+    segments: dict[str, Any] = key({}, "RRPO diff settings: min_match_size, one_sided, autojunk; skip_empty drops "
+                                        "pairs with no segment")
     chat_template: str = key("auto", "plain text as chat turns: auto (given text as is, as TRL; the tiny world's "
                                      "own prompts as user turns) | always | never")
 
@@ -61,7 +68,8 @@ class DataConfig:
 @dataclass
 class SamplingConfig:
     k: int = key(4, "responses sampled per prompt")
-    max_new_tokens: int = key(24, "tokens generated per response")
+    max_new_tokens: int | None = key(None, "tokens generated per response; null = the model's generation_config "
+                                           "(else half of data.max_length, at most 256)")
     temperature: float = key(1.0, "sampling temperature")
     top_p: float = key(1.0, "nucleus sampling: keep the smallest token set with this much probability")
     top_k: int = key(0, "sample among the k most likely tokens only; 0 = no top-k cut (LiPO samples with top-k 40)")
@@ -73,7 +81,8 @@ class SamplingConfig:
 
 @dataclass
 class PairingConfig:
-    rule: str = key("best_vs_worst", "how scored lists become training lists: a key of prefopt.rounds.pairing.RULES")
+    rule: str = key("auto", "scored lists to training lists: auto (a listwise loss: full_list, else best_vs_worst) "
+                            "or a key of pairing.RULES")
     options: dict[str, Any] = key({}, "keyword options of the pairing rule, e.g. {min_margin: 0.1}")
     replay: list[float] = key([], "DNO: shares of rounds t-1, t-2, ... mixed in, e.g. [0.3, 0.15]")
 
@@ -99,11 +108,11 @@ class PeftSettings:
 
 @dataclass
 class TrainSettings:
-    max_steps: int = key(100, "optimizer steps per round; <= 0 trains num_epochs epochs instead")
+    max_steps: int = key(0, "optimizer steps per round; <= 0 trains num_epochs epochs instead")
     num_epochs: float = key(1.0, "epochs per round when max_steps <= 0")
     optim: str = key("adamw_torch", "any transformers optimizer name (e.g. rmsprop, adamw_torch_fused, "
                                     "paged_adamw_8bit)")
-    learning_rate: Any = key(1e-3, "peak learning rate: a number, or one per round (a list as long as rounds)")
+    learning_rate: Any = key(1e-6, "peak learning rate (TRL's DPO default): a number, or one per round (a list)")
     per_device_batch_size: int = key(8, "lists per device per step")
     gradient_accumulation_steps: int = key(1, "micro-batches accumulated per optimizer step")
     seed: int = key(0, "seed of training, sampling and prompt selection")
@@ -149,7 +158,8 @@ class EvalSettings:
 
 @dataclass
 class RunConfig:
-    recipe: str | None = key(None, "a recipe name (see the recipes list) or a path to a YAML file")
+    recipe: str | None = key(None, "a recipe name (see the recipes list) or a path to a YAML file of yours")
+    config: str | None = key(None, "a YAML file of your settings, above the recipe and the world overlay")
     model: str | None = key(None, "HF id, local path or a world's name (prefopt.world.worlds); None = the tiny "
                                   "world")
     world: str | None = key(None, "a world's prompts, reward and overlay for your model (e.g. world=tiny); None = "
@@ -177,7 +187,7 @@ class RunConfig:
     overwrite: bool = key(False, "clear a non-empty output_dir before running")
     resume: bool = key(False, "continue the run in output_dir; finished rounds are not redone")
     report_to: str = key("none", "tracker of the training curves: none | wandb | tensorboard")
-    threads: int = key(0, "torch CPU threads; 0 keeps torch's default (1 is fastest for the tiny world's model)")
+    threads: int = key(0, "torch CPU threads; 0 = unset (torch's default; the tiny world's overlay sets 1)")
     smoke: bool = key(False, "shrink the run (stand-in model, few prompts and steps) to check a recipe on CPU")
 
 
@@ -218,17 +228,91 @@ def _merge(base: DictConfig, other: Any, origin: str) -> DictConfig:
                          f"{', '.join(valid_keys())}") from None
 
 
-def load_config(argv: list[str]) -> DictConfig:
-    """Defaults ← recipe file ← ``key=value`` overrides; validated."""
+# The layers, lowest first; each key's value comes from the highest layer that sets it (``prefopt --help`` shows
+# which). A recipe file of your own (``recipe=my.yaml``, not one of recipes/) counts as your YAML.
+LAYERS = ("default", "recipe", "world overlay", "your YAML", "command line")
+
+
+@dataclass
+class Resolved:
+    """A resolved config and, per dotted key, the layer that set it (keys absent from ``sources``: default)."""
+    cfg: DictConfig
+    sources: dict[str, str]
+
+    def source(self, key: str) -> str:
+        """The layer of ``key``, or of the highest layer that set anything under it (a dict-valued key)."""
+        found = [LAYERS.index(v) for k, v in self.sources.items() if k == key or k.startswith(key + ".")]
+        return LAYERS[max(found)] if found else "default"
+
+
+def _load_yaml(path: Path, what: str) -> DictConfig:
+    if not path.is_file():
+        raise FileNotFoundError(f"{what}: no such file {path}")
+    node = OmegaConf.load(path)
+    if not isinstance(node, DictConfig):
+        raise ValueError(f"{what}: {path} must hold key: value settings")
+    return node
+
+
+def _overlay(cfg: DictConfig, recipe: str | None) -> DictConfig | None:
+    """The world's overlay for this run: its common settings, then its ``per_recipe`` section for ``recipe``. Loss
+    hyper-parameters the run's loss does not take are left out (β for a loss without one)."""
+    world = world_of(cfg)
+    if world is None:
+        return None
+    node = OmegaConf.to_container(_load_yaml(recipe_path(world.overlay), f"world {world.name} overlay"))
+    per_recipe = node.pop("per_recipe", None) or {}
+    merged = OmegaConf.merge(node, per_recipe.get(recipe) or {})
+    try:
+        takes = set(get_loss(cfg.loss.name).defaults)
+    except (KeyError, ValueError, ImportError):
+        takes = set()  # check_loss reports the unknown loss
+    if "loss" in merged:
+        merged.loss = {k: v for k, v in merged.loss.items() if k in takes}
+    return merged
+
+
+def _dotted(node: Any, prefix: str = "") -> list[str]:
+    if isinstance(node, dict) and node:
+        return [k for key, value in node.items() for k in _dotted(value, f"{prefix}{key}.")]
+    return [prefix[:-1]]
+
+
+def resolve_config(argv: list[str]) -> Resolved:
+    """Defaults ← recipe ← world overlay ← your YAML (``config=``) ← ``key=value`` overrides; validated, with each
+    key's source."""
     overrides = OmegaConf.from_dotlist(argv)
-    cfg = OmegaConf.structured(RunConfig)
-    name = overrides.get("recipe")
+    layers: list[tuple[str, Any]] = []
+    mine = _load_yaml(Path(overrides.config), "config") if overrides.get("config") else None
+    name = overrides.get("recipe") or (mine.get("recipe") if mine is not None else None)
+    shipped = None
     if name:
-        cfg = _merge(cfg, OmegaConf.load(recipe_path(name)), f"recipe {name}")
-    cfg = _merge(cfg, overrides, "command line")
+        path = recipe_path(name)
+        where = path.resolve()  # a shipped recipe by name or by path: its name keys the overlay's per_recipe section
+        shipped = str(where.relative_to(RECIPES_DIR).with_suffix("")) if where.is_relative_to(RECIPES_DIR) else None
+        layers.append(("recipe" if shipped else "your YAML", _load_yaml(path, f"recipe {name}")))
+    if mine is not None:
+        layers.append(("your YAML", mine))
+    layers.append(("command line", overrides))
+    cfg = OmegaConf.structured(RunConfig)
+    for layer, node in layers:
+        cfg = _merge(cfg, node, "command line" if layer == "command line" else f"{layer} ({name or overrides.config})")
+    overlay = _overlay(cfg, shipped)
+    if overlay:  # above the recipe, below your YAML and the command line
+        at = 1 if shipped else 0
+        layers.insert(at, ("world overlay", overlay))
+        cfg = OmegaConf.structured(RunConfig)
+        for layer, node in layers:
+            cfg = _merge(cfg, node, layer)
     check_loss(cfg)
     learning_rates(cfg)
-    return cfg
+    sources = {k: layer for layer, node in layers for k in _dotted(OmegaConf.to_container(node))}
+    return Resolved(cfg, sources)
+
+
+def load_config(argv: list[str]) -> DictConfig:
+    """The resolved config of ``argv`` (``resolve_config``, without the sources)."""
+    return resolve_config(argv).cfg
 
 
 def check_loss(cfg: DictConfig) -> None:

@@ -131,6 +131,7 @@ def _scorer(cfg: DictConfig):
 
 def evaluate(model: str, baseline: str | None, cfg: DictConfig, out: RunFolder) -> dict[str, Any]:
     """Evaluate ``model`` (and ``baseline``) on the same prompts and seeds; writes ``out``; returns the result."""
+    from prefopt.modeling import model_lengths
     from prefopt.rounds.evaluate import RewardEval, mean_ci95, paired_win_rate
     from prefopt.samples import save_samples
 
@@ -140,6 +141,8 @@ def evaluate(model: str, baseline: str | None, cfg: DictConfig, out: RunFolder) 
         if spec is None:
             continue
         policy, tokenizer = _load(spec, cfg)
+        if name == "model":  # lengths left to the model are the model's, for the baseline too (a paired test)
+            cfg = model_lengths(cfg, policy, tokenizer)
         evaluator = RewardEval.from_config(cfg, tokenizer, scorer)
         runs[name] = evaluator.samples(policy)
         result[f"{name}_reward"] = mean_ci95([s["reward"] for s in runs[name]])

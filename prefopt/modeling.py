@@ -7,6 +7,7 @@ under ``model.``, because ``model`` itself is the model's id or path.
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -66,6 +67,37 @@ def load_tokenizer(path: str | Path):
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
+
+
+NO_LIMIT = 1_000_000  # transformers' tokenizer.model_max_length is VERY_LARGE_INTEGER when the tokenizer sets none
+NEW_TOKENS_CAP = 256  # TRL's GRPOConfig.max_completion_length default, for a model whose generation_config is silent
+
+
+def model_lengths(cfg: DictConfig, model, tokenizer) -> DictConfig:
+    """``cfg`` with the lengths left to the model filled in (a copy; the run folder keeps ``null``, which the same
+    model resolves the same way on resume):
+
+    * ``data.max_length``: the tokenizer's ``model_max_length``, else the model's ``max_position_embeddings``;
+    * ``generation.max_new_tokens``: the model's ``generation_config.max_new_tokens``, else half of
+      ``data.max_length`` (a prompt and its response share the context), at most 256.
+    """
+    if cfg.data.max_length is not None and cfg.generation.max_new_tokens is not None:
+        return cfg
+    cfg = copy.deepcopy(cfg)
+    notes = []
+    if cfg.data.max_length is None:
+        limit = getattr(tokenizer, "model_max_length", None)
+        if not limit or limit >= NO_LIMIT:
+            limit = getattr(model.config, "max_position_embeddings", None)
+        cfg.data.max_length = limit
+        notes.append(f"data.max_length={limit}")
+    if cfg.generation.max_new_tokens is None:
+        own = getattr(getattr(model, "generation_config", None), "max_new_tokens", None)
+        cfg.generation.max_new_tokens = own or min(NEW_TOKENS_CAP, max(1, (cfg.data.max_length or 2 * NEW_TOKENS_CAP)
+                                                                       // 2))
+        notes.append(f"generation.max_new_tokens={cfg.generation.max_new_tokens}")
+    print(f"[prefopt] from the model: {', '.join(notes)}", flush=True)
+    return cfg
 
 
 def load_frozen(path: str, cfg: DictConfig):

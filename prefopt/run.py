@@ -28,7 +28,7 @@ from prefopt.data.sources import load_eval
 from prefopt.data.tokenize import chat_records
 from prefopt.distributed import main_value
 from prefopt.hub import push_run
-from prefopt.modeling import init_kwargs, load_frozen, load_policy, wrap_peft
+from prefopt.modeling import init_kwargs, load_frozen, load_policy, model_lengths, wrap_peft
 from prefopt.outputs import MetricsJsonl, format_reward, peak_memory_mb, plot_curves, write_summary
 from prefopt.rounds.build import RoundData, build_round_data
 from prefopt.rounds.evaluate import RewardEval, mean_ci95
@@ -304,6 +304,7 @@ def _run(cfg: DictConfig, argv: list[str] | None = None) -> dict[str, Any]:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     policy, tokenizer = load_policy(cfg)
+    cfg = model_lengths(cfg, policy, tokenizer)  # data.max_length / generation.max_new_tokens left to the model
     if cfg.peft.enabled:
         policy = wrap_peft(policy, cfg)
     policy = on_process_device(policy, state, cfg)

@@ -21,7 +21,10 @@ stand-in, so nothing here names a scorer type or a pairing rule:
 * pairing: the rule's thresholds are opened (``SMOKE_OPTIONS`` in ``prefopt.rounds.pairing``), since a random
   stand-in's samples are never far apart.
 * budget: 2 steps, batch 2, 8 prompts (16 on the world), K ≤ 4, ≤ 8 new tokens, ≤ 2 rounds, 16 eval prompts,
-  LoRA rank ≤ 8 and no 4-bit (QLoRA needs CUDA), fp32, no loggers.
+  LoRA rank ≤ 8 and no 4-bit (QLoRA needs CUDA), fp32, generation with transformers (no vLLM), no loggers. What a CPU
+  runs is kept: gradient checkpointing, the loss, pairing rule, weighting and reference mode.
+
+It prints every key it changed (``old → new``) and whether the run will report a reward before/after, or why not.
 
 The run writes under its ``output_dir``, by default ``runs/<recipe>-smoke`` (replaced at each smoke run; a folder you
 name is treated as any run's, see ``overwrite``). Its inputs, the stand-in models and the synthetic data, are cached
@@ -40,7 +43,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from prefopt.cache import cache_dir
-from prefopt.rounds.pairing import SMOKE_OPTIONS
+from prefopt.rounds.pairing import SMOKE_OPTIONS, rule_of
 from prefopt.rounds.scorers import scorer_spec, smoke_scorer
 from prefopt.world import standin
 from prefopt.world.worlds import world_of
@@ -107,10 +110,10 @@ def _scorer(cfg: DictConfig, notes: list[str]) -> None:
 
 def _pairing(cfg: DictConfig, notes: list[str]) -> None:
     """Open the rule's thresholds (``SMOKE_OPTIONS``): a random stand-in's samples are never far apart."""
-    opened = SMOKE_OPTIONS.get(cfg.pairing.rule)
+    opened = SMOKE_OPTIONS.get(rule_of(cfg))
     if opened:
         cfg.pairing.options = {**(OmegaConf.to_container(cfg.pairing.options) or {}), **opened}
-        notes.append(f"pairing {cfg.pairing.rule} thresholds opened")
+        notes.append(f"pairing {rule_of(cfg)} thresholds opened")
 
 
 def _schema_fixtures(cfg: DictConfig, notes: list[str]) -> set[str]:
@@ -156,9 +159,9 @@ def _budget(cfg: DictConfig, world: bool) -> None:
     t = cfg.train
     t.max_steps, t.per_device_batch_size, t.gradient_accumulation_steps = 2, 2, 1
     t.logging_steps, t.save_steps, t.warmup_steps = 1, 0, 0
-    t.bf16, t.gradient_checkpointing = False, False
+    t.bf16 = False  # the stand-ins train in float32 on a CPU; gradient checkpointing runs there as it is
     g = cfg.generation
-    g.k, g.max_new_tokens, g.backend = max(2, min(g.k, 4)), min(g.max_new_tokens, 8), "hf"
+    g.k, g.max_new_tokens, g.backend = max(2, min(g.k, 4)), min(g.max_new_tokens or 8, 8), "hf"
     cfg.data.n_prompts = 16 if world else 8
     if not world:  # the stand-in reads 512 positions; long reward-augmented prompts must fit
         cfg.data.max_length, cfg.data.max_prompt_length = 384, None
@@ -175,9 +178,37 @@ def _budget(cfg: DictConfig, world: bool) -> None:
     cfg.report_to, cfg.resume = "none", False
 
 
+def _flat(node, prefix: str = "") -> dict[str, object]:
+    if isinstance(node, dict) and node:
+        return {k: v for key, value in node.items() for k, v in _flat(value, f"{prefix}{key}.").items()}
+    return {prefix[:-1]: node}
+
+
+def changed_keys(before: DictConfig, after: DictConfig) -> list[str]:
+    """``key: old → new`` for every dotted key smoke mode changed (a key a block gained shows ``(unset)`` first)."""
+    a, b = (_flat(OmegaConf.to_container(c, resolve=True)) for c in (before, after))
+    missing = "(unset)"
+    return [f"{k}: {a.get(k, missing)} → {b.get(k, missing)}" for k in sorted(set(a) | set(b))
+            if a.get(k, missing) != b.get(k, missing)]
+
+
+def reward_note(cfg: DictConfig) -> str:
+    """Whether the smoke run will report a reward before/after, and why not when it will not."""
+    from prefopt.rounds.evaluate import reward_spec
+
+    if not cfg.eval.enabled:
+        return "no reward before/after: eval.enabled=false"
+    spec = reward_spec(cfg)
+    if spec is None:
+        return ("no reward before/after: the recipe names no reward function (reward=module:function) and its model "
+                "is no world's, so the smoke run checks data, loss and training only")
+    return f"reward before/after: {spec}"
+
+
 def apply_smoke(cfg: DictConfig) -> DictConfig:
-    """A copy of ``cfg`` that runs on CPU in under a minute, offline (see the module docstring)."""
-    cfg = copy.deepcopy(cfg)
+    """A copy of ``cfg`` that runs on CPU in under a minute, offline (see the module docstring). Prints what it
+    replaced and why, every key it changed (old → new), and whether a reward will be reported."""
+    original, cfg = cfg, copy.deepcopy(cfg)
     import torch
 
     torch.set_num_threads(1)  # a 32-wide model gains nothing from threads; on a busy 2-core box two run 2x slower
@@ -210,5 +241,8 @@ def apply_smoke(cfg: DictConfig) -> DictConfig:
         cfg.output_dir, cfg.overwrite = f"runs/{slug}-smoke", True
     budget = (f"{cfg.train.max_steps} steps × batch {cfg.train.per_device_batch_size}, {cfg.data.n_prompts} prompts, "
               f"K={cfg.generation.k}, {cfg.rounds} round(s)")
-    print(f"[prefopt] smoke: {'; '.join(notes + [budget])}; output: {cfg.output_dir}", flush=True)
+    lines = [f"[prefopt] smoke: {'; '.join(notes + [budget])}; output: {cfg.output_dir}",
+             f"[prefopt] smoke: {reward_note(cfg)}", "[prefopt] smoke changed these keys:",
+             *(f"  {line}" for line in changed_keys(original, cfg))]
+    print("\n".join(lines), flush=True)
     return cfg

@@ -29,11 +29,11 @@ def quiet_third_party_deprecations() -> None:
 
 def _help(argv: list[str]) -> int:
     from prefopt.cli_help import block_help, full_help
-    from prefopt.config import load_config
+    from prefopt.config import resolve_config
 
     overrides = [a for a in argv if "=" in a]
     names = [a for a in argv if "=" not in a and a not in HELP_FLAGS]
-    cfg = load_config(overrides) if overrides else None
+    cfg = resolve_config(overrides) if overrides else None
     print("\n\n".join(block_help(n, cfg) for n in names) + "\n" if names else full_help(cfg), end="")
     return 0
 

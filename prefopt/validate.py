@@ -91,11 +91,12 @@ def _blocks(cfg: DictConfig) -> list[str]:
     from prefopt.rounds.weighting import WEIGHTINGS
 
     out = []
-    rule = pairing.RULES.get(cfg.pairing.rule)
+    name = pairing.rule_of(cfg)
+    rule = pairing.RULES.get(name)
     if rule is None:
-        out.append(f"pairing.rule: unknown rule {cfg.pairing.rule!r}; valid: {', '.join(sorted(pairing.RULES))}")
+        out.append(f"pairing.rule: unknown rule {name!r}; valid: {', '.join(sorted([pairing.AUTO, *pairing.RULES]))}")
     else:
-        out += _options(rule, _container(cfg.pairing.options) or {}, f"pairing.options (rule {cfg.pairing.rule})",
+        out += _options(rule, _container(cfg.pairing.options) or {}, f"pairing.options (rule {name})",
                         internal=("matrices", "samples", "sample_scores", "baseline"))
     for i, share in enumerate(cfg.pairing.replay or []):
         if not 0 <= share <= 1:
@@ -168,7 +169,7 @@ def _loss(cfg: DictConfig) -> list[str]:
     if cfg.reference.mode == "precomputed" and spec.needs_tokens:
         out.append(f"loss {cfg.loss.name} needs per-token reference log-probs: use reference.mode=model "
                    "(precomputed keeps sequence log-probs only)")
-    if spec.listwise and cfg.pairing.rule not in pairing.LIST_RULES:
+    if spec.listwise and pairing.rule_of(cfg) not in pairing.LIST_RULES:
         out.append(f"loss {cfg.loss.name} learns from whole lists, but pairing.rule={cfg.pairing.rule} turns each "
                    f"list into pairs; use pairing.rule={' or '.join(sorted(pairing.LIST_RULES))}")
     if cfg.previous_model and cfg.previous_model == cfg.model:

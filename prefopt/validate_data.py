@@ -12,6 +12,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from losses import get_loss
+from prefopt.rounds.pairing import rule_of
 from prefopt.world.worlds import world_of, world_prompts
 
 # Keys that change nothing a run computes: a resumed run may change them freely.
@@ -107,6 +108,7 @@ def check_resume(cfg: DictConfig, folder) -> list[str]:
     now = OmegaConf.to_container(cfg, resolve=True)
     for c in (saved, now):  # a hyper-parameter left at its default compares as that default
         c["loss"] = {**get_loss(c["loss"]["name"]).defaults, **c["loss"]}
+        c["pairing"]["rule"] = rule_of(OmegaConf.create(c))  # pairing.rule=auto compares as the rule it picks
     conflicts = resume_conflicts(saved, now)
     if not conflicts:
         return []

@@ -42,7 +42,7 @@ def test_help_lists_recipes_losses_and_every_key_with_default_and_description(ca
         assert f"{block}: {description}" in lines
         for key, default, help_ in rows:
             assert any(line.startswith(f"  {key}={show(default)} ") and line.endswith(help_) for line in lines), key
-    assert "  train.max_steps=100 " in keys and "optimizer steps per round" in keys
+    assert "  train.max_steps=0 " in keys and "optimizer steps per round" in keys
 
 
 def test_every_config_key_has_a_one_line_description():
@@ -54,7 +54,7 @@ def test_every_config_key_has_a_one_line_description():
 def test_help_for_one_block(capsys):
     assert main(["--help", "train"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("train: ") and "train.learning_rate=0.001" in out
+    assert out.startswith("train: ") and "train.learning_rate=1e-06" in out
     assert "data." not in out and "recipes" not in out
     assert main(["--help", "nope"]) == 2
     assert "no help block 'nope'; valid: run, data" in capsys.readouterr().err
@@ -65,9 +65,23 @@ def test_help_after_a_recipe_shows_its_resolved_values(capsys):
     out = capsys.readouterr().out
     assert "recipe lipo: LiPO-λ on the tiny embedded world" in out
     assert "loss.name=lipo: Listwise Preference Optimization loss (LiPO-λ) (Liu et al., 2024" in out
-    assert re.search(r"loss.beta=1.0 +\(default: 0.05\)", out)  # the recipe's value, the loss's default
-    assert re.search(r"train.max_steps=7 .*\(default: 100\)", out)
-    assert re.search(r"train.seed=0 +seed of training[^(]*$", out, re.M)  # unchanged: no default note
+    assert re.search(r"loss.beta=1.0 +\(world overlay; default: 0.05\)", out)  # the tiny world's, the loss's default
+    assert re.search(r"train.max_steps=7 .*\(command line; default: 0\)", out)
+    assert re.search(r"generation.k=8 .*\(recipe; default: 4\)", out)
+    assert re.search(r"train.seed=0 +seed of training[^(]*$", out, re.M)  # unchanged: no source note
+
+
+def test_help_for_a_real_model_shows_real_model_values_and_no_tiny_world(capsys):
+    """Acceptance of issue 19: a hub model gets the paper's β, its own lengths and threads unset."""
+    assert main(["recipe=dpo", "model=some/model", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "world overlay (none: not a world model)" in out
+    assert re.search(r"^  loss.beta=0.1$", out, re.M)  # the loss registry's (the paper's), no source note
+    assert re.search(r"^  threads=0 +torch CPU threads; 0 = unset \(torch's default[^(]*\)$", out, re.M)
+    assert re.search(r"^  data.max_length=null +.*the model's context length$", out, re.M)
+    assert re.search(r"^  generation.max_new_tokens=null +.*the model's generation_config", out, re.M)
+    assert re.search(r"^  train.learning_rate=1e-06 ", out, re.M)
+    assert "world overlay;" not in out and "(world overlay" not in out
 
 
 def test_bare_prefopt_prints_usage_and_trains_nothing(capsys, tmp_path, monkeypatch):
@@ -204,3 +218,54 @@ def test_the_quick_starts_help_excerpt_is_real_output(capsys):
     assert main(["recipe=lipo", "--help", "train"]) == 0
     shown = capsys.readouterr().out.splitlines()
     assert all(line in shown for line in excerpt.splitlines())
+
+
+def test_a_listwise_loss_trains_on_ranked_lists_without_naming_a_pairing_rule(local_run, tmp_path):
+    """pairing.rule=auto (the default) follows the loss: LiPO-λ gets each whole list, DPO the best against the
+    worst; an explicit rule that does not fit the loss is still refused."""
+    lists = tmp_path / "lists.jsonl"
+    lists.write_text("".join(json.dumps({"prompt": f"sort {a}{b}{c}:", "responses": [f" {a}{b}{c}", f" {c}{b}{a}",
+                                                                                       f" {b}{a}{c}x"],
+                                         "scores": [1.0, 0.2, 0.5]}) + "\n"
+                             for a, b, c in [(1, 2, 3), (2, 4, 5), (3, 6, 7), (1, 5, 8)] * 2))
+    base = [a for a in local_run if not a.startswith("data.train=")] + [f"data.train={lists}", "train.max_steps=2"]
+    assert main([*base, "loss.name=lipo"]) == 0
+    report = json.loads((tmp_path / "run" / "round_0" / "round.json").read_text())
+    assert report["data"]["pairing"]["kept"] == 8 and all(
+        len(json.loads(line)["responses"]) == 3 for line in (tmp_path / "run" / "round_0" / "data.jsonl").open())
+    assert main([*base, "loss.name=dpo", "overwrite=true"]) == 0
+    assert all(len(json.loads(line)["responses"]) == 2 for line in (tmp_path / "run" / "round_0" / "data.jsonl").open())
+    assert main([*base, "loss.name=lipo", "pairing.rule=best_vs_worst", "overwrite=true"]) == 2
+
+
+def test_a_users_losses_py_in_the_working_directory_does_not_shadow_prefopts_losses(local_run, tmp_path):
+    """`python -m` puts the working directory first on sys.path; prefopt still imports its own `losses`."""
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "losses.py").write_text("raise ImportError('the user losses.py was imported')\n")
+    run = subprocess.run([sys.executable, "-m", "prefopt.train", *local_run, "train.max_steps=1"], cwd=work,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["steps"] == 1
+    # imported before prefopt (a script of the user's): one clear error naming the file, not a confusing failure
+    late = subprocess.run([sys.executable, "-c", "import losses"], cwd=work, capture_output=True, text=True)
+    assert "the user losses.py was imported" in late.stderr  # the shadowing module is really first on the path
+    (work / "losses.py").write_text("X = 1\n")
+    late = subprocess.run([sys.executable, "-c", "import losses, prefopt"], cwd=work, capture_output=True, text=True)
+    assert late.returncode == 1 and "ShadowedLossesError" in late.stderr
+    assert f"{work / 'losses.py'}" in late.stderr and "rename your module" in late.stderr
+
+
+def test_rrpo_skips_pairs_without_a_refined_segment_when_asked(local_run, tmp_path):
+    """data.segments.skip_empty (on in recipes/paper/rrpo.yaml): a pair whose responses differ only by an insertion
+    has no segment on the shorter side, so it is dropped and counted; without the option it trains."""
+    pairs = tmp_path / "segments.jsonl"
+    rows = PAIRS[:6] + [{"prompt": f"sort {a}:", "chosen": f" {a}", "rejected": f" {a}x"} for a in range(1, 5)]
+    pairs.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    base = [a for a in local_run if not a.startswith("data.train=")] + [f"data.train={pairs}", "train.max_steps=1",
+                                                                         "loss.name=rrpo"]
+    assert main([*base, "data.segments.skip_empty=true"]) == 0
+    report = json.loads((tmp_path / "run" / "round_0" / "round.json").read_text())["data"]
+    assert report["segments"] == {"rows": 10, "kept": 6, "dropped_no_segment": 4}
+    assert main([*base, "overwrite=true"]) == 0
+    assert "segments" not in json.loads((tmp_path / "run" / "round_0" / "round.json").read_text())["data"]

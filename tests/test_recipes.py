@@ -191,6 +191,25 @@ def test_apply_smoke_opens_the_pairing_thresholds(tmp_path, keep_threads):
     assert {k: cfg.pairing.options[k] for k in SMOKE_OPTIONS["dno"]} == SMOKE_OPTIONS["dno"]
 
 
+def test_smoke_says_every_key_it_changes_keeps_checkpointing_and_why_there_is_no_reward(tmp_path, keep_threads,
+                                                                                       capsys):
+    """Issue 19: smoke mode is honest. Every changed key shows as ``key: old → new``; what a CPU runs is kept."""
+    before = load_config(["recipe=paper/lipo", f"output_dir={tmp_path}"])
+    cfg = apply_smoke(before)
+    out = capsys.readouterr().out
+    changed = out.split("smoke changed these keys:\n")[1].splitlines()
+    for line in ("generation.backend: vllm → hf", "train.bf16: True → False", "train.max_steps: 625 → 2",
+                 "generation.k: 8 → 4", "data.n_prompts: 20000 → 8", "scorer.type: reward_model → reward_fn"):
+        assert f"  {line}" in changed, line
+    flat = lambda c: {k: v for k, v in OmegaConf.to_container(c).items() if not isinstance(v, dict)}  # noqa: E731
+    assert all(any(line.startswith(f"  {k}: ") for line in changed) for k, v in flat(cfg).items()
+               if flat(before)[k] != v)  # every changed top-level key is listed, none silently
+    assert cfg.train.gradient_checkpointing and not any("gradient_checkpointing" in line for line in changed)
+    assert "no reward before/after: the recipe names no reward function" in out
+    apply_smoke(load_config(["recipe=dpo", f"output_dir={tmp_path}"]))
+    assert "reward before/after: prefopt.world.tasks:reward" in capsys.readouterr().out
+
+
 def test_apply_smoke_shrinks_a_paper_recipe(tmp_path, keep_threads):
     argv = ["recipe=paper/rrpo", "peft.load_in_4bit=true", "loss.beta=0.37", f"output_dir={tmp_path}"]
     cfg = apply_smoke(load_config(argv))

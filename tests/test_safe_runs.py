@@ -54,11 +54,12 @@ def _errors(capsys) -> list[str]:
     ("reward=tests.test_safe_runs:missing", "reward: reward function 'tests.test_safe_runs:missing'"),
     ("reward=tests.test_safe_runs:nan_reward", "returned nan for prompt 'sort 15:'; it must return a finite"),
     ("reward=tests.test_safe_runs:broken_reward", "raised KeyError: 'score' when called as reward('sort 15:'"),
-    ("loss.name=lipo", "loss lipo learns from whole lists, but pairing.rule=best_vs_worst turns each list"),
+    (("loss.name=lipo", "pairing.rule=best_vs_worst"),  # pairing.rule=auto would give LiPO the whole list
+     "loss lipo learns from whole lists, but pairing.rule=best_vs_worst turns each list"),
 ])
 def test_config_mistakes_are_one_error_line_and_nothing_is_written(local_run, tmp_path, capsys, override,  # noqa: F811
                                                                    needle):
-    assert main([*local_run, override]) == 2
+    assert main([*local_run, *(override if isinstance(override, tuple) else [override])]) == 2
     errors = _errors(capsys)
     assert errors and any(needle in e for e in errors), errors
     assert not (tmp_path / "run").exists()
@@ -183,6 +184,10 @@ def test_resume_with_settings_that_change_results_is_refused(local_run, tmp_path
     assert "loss.beta: 0.1 in the run, 0.5 now" in error and "train.seed: 0 in the run, 3 now" in error
     assert main([*local_run, "resume=true", "threads=1", "train.logging_steps=5"]) == 0
     assert (tmp_path / "run" / "config.yaml").read_text() == config  # never silently rewritten
+    # pairing.rule=auto compares as the rule it picks (a run saved before `auto` named best_vs_worst)
+    assert main([*local_run, "resume=true", "pairing.rule=best_vs_worst"]) == 0
+    assert main([*local_run, "resume=true", "pairing.rule=all_pairs"]) == 2
+    assert "pairing.rule: 'best_vs_worst' in the run, 'all_pairs' now" in _errors(capsys)[0]
 
 
 def test_a_sharp_fall_of_the_reward_is_a_loud_warning():

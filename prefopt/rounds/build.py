@@ -100,11 +100,12 @@ def self_generate(cfg: DictConfig, policy, tokenizer, index: int) -> list[dict[s
 def _pair(cfg: DictConfig, records: list[dict], ctx: RoundContext, index: int, report: dict,
           scorer=None) -> list[dict]:
     options = dict(_container(cfg.pairing.options) or {})
-    rule = pairing.RULES.get(cfg.pairing.rule)
+    name = pairing.rule_of(cfg)
+    rule = pairing.RULES.get(name)
     if rule is not None and "matrices" in inspect.signature(rule).parameters and "matrices" not in options:
         # OSP's strength pairs: each pair's weight is the judge's debiased P(i ≻ j)
         if not hasattr(scorer, "matrices"):
-            raise ValueError(f"pairing rule {cfg.pairing.rule!r} needs a pairwise judge scorer "
+            raise ValueError(f"pairing rule {name!r} needs a pairwise judge scorer "
                              "(scorer: {type: pairwise_judge | llm_judge | self_preference, ...})")
         with stage("score", f"round {index} judge") as s:
             options["matrices"] = shard_call(scorer.matrices, [r["prompt"] for r in records],
@@ -113,7 +114,7 @@ def _pair(cfg: DictConfig, records: list[dict], ctx: RoundContext, index: int, r
     if rule is not None and "baseline" in inspect.signature(rule).parameters and "baseline" not in options:
         # OSP's one-baseline pairs: the judge that scored the lists knows which response was the baseline
         if getattr(scorer, "baseline", None) is None:
-            raise ValueError(f"pairing rule {cfg.pairing.rule!r} needs a pairwise judge scorer with a baseline "
+            raise ValueError(f"pairing rule {name!r} needs a pairwise judge scorer with a baseline "
                              "(scorer: {type: pairwise_judge | llm_judge | self_preference, baseline: 0, ...})")
         options["baseline"] = scorer.baseline
     if rule is not None and "samples" in inspect.signature(rule).parameters and "samples" not in options:
@@ -121,7 +122,7 @@ def _pair(cfg: DictConfig, records: list[dict], ctx: RoundContext, index: int, r
         # lists the samples are already there (the lowest-scored one becomes the negative).
         options["samples"] = ([r["responses"] for r in records] if not cfg.data.train else
                               _sample(cfg, ctx.policy, ctx.tokenizer, [r["prompt"] for r in records], index))
-    records, pair_report = pairing.build(records, cfg.pairing.rule, **options)
+    records, pair_report = pairing.build(records, name, **options)
     report["pairing"] = asdict(pair_report)
     return records
 
@@ -191,13 +192,29 @@ def _segment_fn(options: dict[str, Any]):
     """``segment_ids`` with the recipe's ``data.segments`` diff settings (RRPO's refined segments)."""
     from prefopt.data.segments import segment_ids
 
-    valid = {"min_match_size", "one_sided", "autojunk"}
+    valid = {"min_match_size", "one_sided", "autojunk", "skip_empty"}
     if set(options) - valid:
         raise ValueError(f"data.segments: unknown option(s) {sorted(set(options) - valid)}; valid: {sorted(valid)}")
-    for key in ("one_sided", "autojunk"):
+    for key in ("one_sided", "autojunk", "skip_empty"):
         if key in options and not isinstance(options[key], bool):
             raise ValueError(f"data.segments.{key} must be true or false, got {options[key]!r}")
-    return functools.partial(segment_ids, **options)
+    return functools.partial(segment_ids, **{k: v for k, v in options.items() if k != "skip_empty"})
+
+
+def _with_segments(features: list[dict], report: dict) -> list[dict]:
+    """``data.segments.skip_empty``: drop the lists whose best or worst response has no refined segment, as the
+    RRPO authors skip such pairs (their loss has no margin to learn there, only the KL term)."""
+    def has_both(f: dict) -> bool:
+        best = max(range(len(f["scores"])), key=f["scores"].__getitem__)
+        worst = min(range(len(f["scores"])), key=f["scores"].__getitem__)
+        return any(f["segment_ids"][best]) and any(f["segment_ids"][worst])
+
+    kept = [f for f in features if has_both(f)]
+    report["segments"] = {"rows": len(features), "kept": len(kept), "dropped_no_segment": len(features) - len(kept)}
+    if features and not kept:
+        raise PreferenceDataError("data.segments.skip_empty: no list has a refined segment on both its best and its "
+                                  "worst response; check data.segments (one_sided, min_match_size) or turn it off")
+    return kept
 
 
 def report_line(report: dict[str, Any]) -> str:
@@ -231,7 +248,7 @@ def build_round_data(cfg: DictConfig, ctx: RoundContext, *, index: int, round_di
         if not records:
             raise PreferenceDataError(
                 f"round {index}: no list with a preference is left after scoring and pairing (pairing.rule="
-                f"{cfg.pairing.rule}; report: {json.dumps(report, default=str)[:300]}). Every candidate pair was "
+                f"{pairing.rule_of(cfg)}; report: {json.dumps(report, default=str)[:300]}). Every candidate pair was "
                 "tied or filtered out: check that the reward or judge tells the responses apart, raise "
                 "generation.k or generation.temperature, or loosen pairing.options")
         # validates (a user's file was checked on load) and drops lists left without a preference
@@ -247,6 +264,8 @@ def build_round_data(cfg: DictConfig, ctx: RoundContext, *, index: int, round_di
                                             max_prompt_length=cfg.data.max_prompt_length,
                                             truncation_mode=cfg.data.truncation_mode, segment_fn=segment_fn)
     report["tokenize"] = {k: v for k, v in asdict(tok_report).items() if k != "dropped_rows"}
+    if segment_fn is not None and (_container(cfg.data.segments) or {}).get("skip_empty"):
+        features = _with_segments(features, report)
     if is_main_process():
         print(f"[prefopt] round {index} data: {len(features)} lists ready"
               f"{' (saved earlier, reused)' if report.get('reused') else ''}; {report_line(report)}")

@@ -5,6 +5,7 @@ modified, and the report (``prefopt.data.records.DataReport``) counts input list
 (``kept``), ties (``dropped_ties``) and every other drop by reason (``dropped``). Rules that emit pairs count ties
 per tied pair; rules that emit one record per list count them per list.
 
+    auto             the default: full_list for a listwise loss, best_vs_worst for a pairwise one (``rule_of``)
     full_lists       keep the whole ranked list (LiPO-λ)
     best_vs_worst    the highest- against the lowest-scored response
     all_pairs        i ≻ j for every scores_i > scores_j;  margin_pairs: only when scores_i − scores_j ≥ min_margin
@@ -25,6 +26,7 @@ import random
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from losses import get_loss
 from prefopt.data.records import DataReport, PreferenceDataError
 
 GOLD = "gold_index"  # meta key: position of the gold (reference, e.g. GPT-4) response in the list
@@ -314,6 +316,19 @@ SMOKE_OPTIONS: dict[str, dict[str, float]] = {
     "strength": {"min_margin": 0.0},
     "dno": {"min_positive": -1e9, "margin": 0.0, "margin_if_policy": 0.0},
 }
+
+
+AUTO = "auto"  # the default rule: whatever the loss learns from (``rule_of``)
+
+
+def rule_of(cfg: Any) -> str:
+    """The run's pairing rule: ``pairing.rule``, where ``auto`` (the default) follows the loss: a listwise loss
+    (``LossSpec.listwise``, e.g. LiPO-λ) gets the whole ranked list (``full_list``), a pairwise one the best
+    against the worst response (``best_vs_worst``). An explicit rule is kept as given (validation refuses one that
+    does not fit the loss)."""
+    if cfg.pairing.rule != AUTO:
+        return cfg.pairing.rule
+    return "full_list" if get_loss(cfg.loss.name).listwise else "best_vs_worst"
 
 
 def build(records: list[dict], rule: str, **options: Any) -> tuple[list[dict], DataReport]:

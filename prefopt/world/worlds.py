@@ -17,8 +17,9 @@ world=tiny``): its prompts, reward and overlay apply to that model.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 
 @dataclass(frozen=True)

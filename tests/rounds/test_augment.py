@@ -50,6 +50,9 @@ def test_without_system_role_the_goal_leads_the_user_turn():
     rows, _ = reward_augment([pair(user)], system_role=False)
     assert rows[0]["prompt"] == [{"role": "user", "content": GOAL_8 + "\n\nWrite a haiku."}]
     assert rows[1]["prompt"] == [{"role": "user", "content": GOAL_3_5 + "\n\nWrite a haiku."}]
+    # the negative-goal row swaps the responses here too, unlike the authors' add_neg_goal_nosys, which swaps the
+    # (identical) user turns and doubles the goal in the rejected side's prompt (docs/data.md)
+    assert rows[1]["responses"] == ["bad", "good"] and rows[1]["prompt"][0]["content"].count("Overall score") == 1
 
 
 def test_plain_prompt_gets_the_goal_as_text_and_existing_system_is_extended():
