@@ -25,7 +25,9 @@ from prefopt.train import main
 
 REPO = Path(__file__).resolve().parent.parent
 SNAPSHOT = json.loads((Path(__file__).parent / "fixtures" / "resolved_configs.json").read_text())
-NEW_KEYS = {"config"}  # keys added since the snapshot (None unless given)
+NEW_KEYS = {"config",  # keys added since the snapshot (None, or off, unless given)
+            "hub.push", "hub.model_id", "hub.private", "model_init.dtype", "model_init.attn_implementation",
+            "train.save_total_limit"}
 # Deliberate changes, each for one reason:
 # - a paper recipe that trains on given data never generates, so it no longer inherits the old default of 24 new
 #   tokens; null = the model's own (prefopt.modeling.model_lengths);
