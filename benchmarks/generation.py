@@ -13,6 +13,12 @@ of ``--repeats`` runs after one warm-up run, which is the least disturbed by oth
 ``benchmarks/trainer.py``'s Llama 4x256 (vocab 8192), exactly ``--new-tokens`` new tokens each, with the prompt's
 prefill run once and its KV cache repeated K times (``prefopt.rounds.generate._generate``, what ``sample`` does)
 against K full prefills (plain ``generate`` on K copies); process CPU time, best of ``--repeats``.
+
+``--model NAME`` (a world's model such as ``smollm2-135m``, a local folder or an HF id; benchmarks/real.py): K
+samples of each of ``--prompts`` of the world's eval questions as chat turns, ``--new-tokens`` at most, by
+``prefopt.rounds.generate.sample`` against plain HF ``generate`` (the chat-rendered batch, left padding,
+``num_return_sequences=K``), both sampling at temperature 1 with no top-k/top-p cut; process CPU time, best of
+``--repeats`` after a warm-up run, on ``--threads`` (default 1) threads.
 """
 
 from __future__ import annotations
@@ -66,7 +72,7 @@ def prefill(args) -> None:
 
     torch.set_num_threads((args.threads or [1])[0])
     bench = argparse.Namespace(vocab=8192, hidden=256, layers=4)
-    model, tokenizer = _model(bench).eval(), _tokenizer(bench.vocab)
+    model, tokenizer = _model(bench).eval(), _tokenizer(bench)
     rng = random.Random(0)
     ids = torch.tensor([[rng.randrange(3, bench.vocab) for _ in range(args.prompt_len)] for _ in range(args.prompts)])
     mask = torch.ones_like(ids)
@@ -90,6 +96,42 @@ def prefill(args) -> None:
     print(f"  speed-up: {seconds[False] / seconds[True]:.2f}x")
 
 
+def real_model(args) -> None:
+    """prefopt's ``sample`` against plain HF ``generate`` on a real model (see the module docstring)."""
+    from benchmarks.real import load_model, load_tokenizer
+    from prefopt.world.worlds import WORLDS, world_prompts
+
+    torch.set_num_threads((args.threads or [1])[0])
+    model, tokenizer = load_model(args.model).eval(), load_tokenizer(args.model)
+    world = WORLDS.get(args.model, WORLDS["smollm2-135m"])
+    chats = [[{"role": "user", "content": p}] for p in world_prompts(world, args.prompts, seed=0, split="eval")]
+
+    def plain() -> list[list[str]]:
+        tokenizer.padding_side = "left"
+        batch = tokenizer.apply_chat_template(chats, add_generation_prompt=True, padding=True, return_dict=True,
+                                              return_tensors="pt").to(model.device)
+        out = model.generate(**batch, do_sample=True, temperature=1.0, top_k=0, top_p=1.0,
+                             max_new_tokens=args.new_tokens, num_return_sequences=args.k,
+                             pad_token_id=tokenizer.pad_token_id)
+        texts = tokenizer.batch_decode(out[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)
+        return [texts[i * args.k:(i + 1) * args.k] for i in range(len(chats))]
+
+    ours = lambda: sample(model, tokenizer, chats, k=args.k, max_new_tokens=args.new_tokens, batch_size=args.batch,
+                          progress=False)
+    print(f"{args.model}: {len(chats)} prompts x K={args.k}, at most {args.new_tokens} new tokens, "
+          f"{torch.get_num_threads()} thread(s), load average {os.getloadavg()[0]:.1f}")
+    for name, run in (("prefopt sample", ours), ("plain HF generate", plain)):
+        responses = run()
+        best = float("inf")
+        for _ in range(args.repeats):
+            start = time.process_time()
+            run()
+            best = min(best, time.process_time() - start)
+        tokens = generated_tokens(tokenizer, responses, args.new_tokens)
+        print(f"  {name:<20}{best:8.2f} s CPU{len(chats) * args.k / best:8.2f} responses/s{tokens / best:8.0f} "
+              "tokens/s")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--prompts", type=int, default=None, help="prompts for the batched runs (256; --prefill: 8)")
@@ -100,8 +142,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, nargs="*", default=None)
     parser.add_argument("--prefill", action="store_true", help="shared prefill against K prefills (only)")
     parser.add_argument("--prompt-len", type=int, default=256, help="--prefill: prompt tokens")
-    parser.add_argument("--new-tokens", type=int, default=32, help="--prefill: tokens generated per sample")
+    parser.add_argument("--new-tokens", type=int, default=None, help="--prefill: tokens generated per sample (32); "
+                        "--model: at most this many (24)")
+    parser.add_argument("--model", default=None, help="a real model (smollm2-135m, a folder or an HF id): prefopt's "
+                        "sample against plain HF generate on the world's questions (only)")
     args = parser.parse_args(argv)
+    if args.model:
+        args.k, args.prompts = args.k or 4, args.prompts or 8
+        args.new_tokens = args.new_tokens or 24
+        return real_model(args)
+    args.new_tokens = args.new_tokens or 32
     args.k = args.k or (8 if args.prefill else 4)
     args.prompts = args.prompts or (8 if args.prefill else 256)
     if args.prefill:

@@ -151,7 +151,7 @@ def _trl_pairs(args) -> list[dict]:
     """benchmarks/trainer.py's pairs (TRL's input) as tokenized pairs for prefopt: the same token ids."""
     from benchmarks.trainer import _pairs, _tokenizer
 
-    tok = _tokenizer(args.vocab)
+    tok = _tokenizer(args)
     out = []
     for p in _pairs(_trl_args(args)):
         prompt = tok(p["prompt"])["input_ids"]
@@ -180,7 +180,7 @@ def run_trl_pairs(args, queue):
     model, clock = _model(args), _StepClock()
     config = DPOConfig(**{**_common(args, "/tmp/bench-listwise-trl"), "max_steps": args.steps + WARMUP},
                        max_length=None)
-    trainer = DPOTrainer(model=model, ref_model=copy.deepcopy(model), processing_class=_tokenizer(args.vocab),
+    trainer = DPOTrainer(model=model, ref_model=copy.deepcopy(model), processing_class=_tokenizer(args),
                          args=config, train_dataset=Dataset.from_list(_pairs(_trl_args(args))), callbacks=[clock])
     trainer.train()
     queue.put(_result(clock.times, _trl_pairs(args), args.batch, base))
@@ -210,9 +210,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ragged", action="store_true")
     parser.add_argument("--trl-prompt", type=int, default=512)
     parser.add_argument("--no-trl", action="store_true")
+    parser.add_argument("--model", default=None, help="a real model: a world's name (smollm2-135m), a local folder or "
+                        "an HF id (benchmarks/real.py); its vocabulary replaces --vocab; --hidden/--layers unused")
     args = parser.parse_args(argv)
+    if args.model:
+        from benchmarks.real import load_tokenizer
+
+        args.vocab = len(load_tokenizer(args.model))
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({args.threads} thread(s))"
-    print(f"device: {device}; Llama {args.layers}x{args.hidden}, vocab {args.vocab}; {args.batch} lists per step, "
+    model = args.model or f"Llama {args.layers}x{args.hidden}"
+    print(f"device: {device}; {model}, vocab {args.vocab}; {args.batch} lists per step, "
           f"{args.steps} timed steps (median); responses of {args.response} tokens"
           f"{', ragged lengths' if args.ragged else ''}; load average {os.getloadavg()[0]:.1f}")
     results = {}

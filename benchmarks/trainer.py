@@ -3,6 +3,7 @@ overhead of a prefopt step with precomputed reference log-probs over a bare forw
 
     python -m benchmarks.trainer                      # CPU: a 4-layer Llama, 128 pairs, batch 8
     python -m benchmarks.trainer --hidden 512 --layers 8 --steps 20
+    python -m benchmarks.trainer --model smollm2-135m --batch 2 --steps 3   # a real model (benchmarks/real.py)
 
 Each measurement runs in its own subprocess, so peak memory (CUDA allocator peak on GPU, resident-set high-water
 mark on CPU, minus the process's footprint before training) is not polluted by the others.
@@ -14,6 +15,7 @@ import argparse
 import copy
 import json
 import multiprocessing as mp
+import os
 import random
 import resource
 import time
@@ -24,6 +26,10 @@ WARMUP = 2
 
 
 def _model(args):
+    if getattr(args, "model", None):
+        from benchmarks.real import load_model
+
+        return load_model(args.model)
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
@@ -33,7 +39,13 @@ def _model(args):
     return LlamaForCausalLM(cfg).to("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def _tokenizer(vocab: int):
+def _tokenizer(args):
+    """The real model's tokenizer with ``--model``, else a word-level one over ``w3 .. w{vocab-1}``."""
+    if getattr(args, "model", None):
+        from benchmarks.real import load_tokenizer
+
+        return load_tokenizer(args.model)
+    vocab = args.vocab
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
@@ -44,6 +56,10 @@ def _tokenizer(vocab: int):
 
 
 def _pairs(args):
+    if getattr(args, "model", None):
+        from benchmarks.real import text_pairs
+
+        return text_pairs(_tokenizer(args), args.pairs, args.prompt_len, args.response_len)
     rng = random.Random(0)
     text = lambda n: " ".join(f"w{rng.randrange(3, args.vocab)}" for _ in range(n))
     return [{"prompt": text(rng.randint(args.prompt_len // 2, args.prompt_len)) + " ",
@@ -96,7 +112,7 @@ def run_trl(args, queue):
     from trl import DPOConfig, DPOTrainer
 
     base = _memory()  # before the models, as for prefopt
-    model, tok = _model(args), _tokenizer(args.vocab)
+    model, tok = _model(args), _tokenizer(args)
     clock = _Clock()
     trainer = DPOTrainer(model=model, ref_model=copy.deepcopy(model), processing_class=tok,
                          args=DPOConfig(**_common(args, "/tmp/bench-trl"), max_length=None),
@@ -117,10 +133,10 @@ def _ours(args, precompute: bool):
     from prefopt.trainer.core import PreferenceTrainer
     from prefopt.trainer.reference import precompute_ref_logps
 
-    model, tok = _model(args), _tokenizer(args.vocab)
+    model, tok = _model(args), _tokenizer(args)
     records, _ = normalize_rows(_pairs(args), source="bench")
     feats, _ = tokenize_records(records, tok)
-    collator = ListCollator(pad_token_id=0)
+    collator = ListCollator(pad_token_id=tok.pad_token_id)
     ref = copy.deepcopy(model)
     if precompute:
         feats = precompute_ref_logps(ref, feats, collator, cache_dir="/tmp/bench-cache")
@@ -189,13 +205,16 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--prompt-len", type=int, default=64)
     parser.add_argument("--response-len", type=int, default=96)
+    parser.add_argument("--model", default=None, help="a real model: a world's name (smollm2-135m), a local folder or "
+                        "an HF id (benchmarks/real.py); --hidden/--layers/--vocab then do not apply")
     args = parser.parse_args()
     trl, ours = measure(run_trl, args), measure(run_ours, args)
     pre, bare = measure(run_ours, args, precompute=True), measure(run_bare, args)
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({torch.get_num_threads()} threads)"
     rows = {"TRL DPOTrainer": trl, "prefopt dpo": ours, "prefopt dpo, precomputed ref": pre}
-    print(f"device: {device}; model: Llama {args.layers}x{args.hidden}, vocab {args.vocab}; "
-          f"batch {args.batch} pairs, {args.steps} timed steps")
+    model = args.model or f"Llama {args.layers}x{args.hidden}, vocab {args.vocab}"
+    print(f"device: {device}; model: {model}; batch {args.batch} pairs, {args.steps} timed steps; "
+          f"load average {os.getloadavg()[0]:.1f}")
     for name, r in rows.items():
         print(f"  {name:30s} {r['tokens'] / r['seconds']:10.0f} tokens/s   peak +{r['peak_mb']:8.1f} MB   "
               f"{r['seconds'] / args.steps * 1000:8.1f} ms/step")

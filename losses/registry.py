@@ -11,6 +11,7 @@ import importlib
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from torch import Tensor
@@ -89,6 +90,16 @@ class LossSpec:
         return self.fn(x, **hyper_parameters)
 
 
+def _shadow_hint(module_name: str) -> str:
+    """`losses` is this library's name: a user's ``losses.py`` (or ``losses/``) in the working directory is never
+    imported under it, so say which file the user may have meant."""
+    if module_name.split(".")[0] != "losses":
+        return ""
+    mine = [p for p in (Path.cwd() / "losses.py", Path.cwd() / "losses") if p.exists()]
+    return (f"; `losses` is prefopt's own loss library, so your {mine[0]} is not imported under that name: rename "
+            "it (e.g. my_losses.py) and use loss.name=my_losses:<function>") if mine else ""
+
+
 def load_loss(path: str) -> LossSpec:
     """A user's loss from ``"package.module:attribute"``: a ``LossSpec`` as it is, a plain function as
     ``LossSpec(fn)`` (reference log-probs only; its keyword defaults are its hyper-parameters).
@@ -105,7 +116,8 @@ def load_loss(path: str) -> LossSpec:
         raise ValueError(f"loss {path!r}: cannot import module {module_name!r} ({type(err).__name__}: {err})") from err
     for part in attribute.split("."):
         if not hasattr(obj, part):
-            raise ValueError(f"loss {path!r}: module {module_name!r} has no attribute {attribute!r}")
+            raise ValueError(f"loss {path!r}: module {module_name!r} has no attribute {attribute!r}"
+                             + _shadow_hint(module_name))
         obj = getattr(obj, part)
     if isinstance(obj, LossSpec):
         return obj

@@ -20,6 +20,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from losses import LOSSES
+from prefopt.config import public_config
 from prefopt.data.sources import sources_of
 from prefopt.outputs import format_reward
 from prefopt.rounds.evaluate import reward_spec
@@ -47,9 +48,20 @@ def card_data(cfg: DictConfig):
 
 
 def claims_row(loss: str) -> tuple[str, str] | None:
-    """(claim text, verdict) of the loss's row in docs/claims.md, when the docs are present and it has one."""
+    """(checks, verdict) of the loss's row in docs/claims.md, when the docs are present and it has one; the columns
+    are found by the table's header ("verdict", and the one that starts with "checks")."""
     if not CLAIMS.exists():
         return None
+    header: list[str] = []
+    for line in CLAIMS.read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("| claim |"):
+            header = cells
+        elif line.startswith("| [") and f"](#{loss})" in line and "verdict" in header:
+            checks = next((i for i, name in enumerate(header) if name.startswith("checks")), None)
+            verdict = re.sub(r"\*\*|\(.*|<br>.*", "", cells[header.index("verdict")]).strip()
+            return (cells[checks].replace("<br>", "; ") if checks is not None else ""), verdict
+    return None
     for line in CLAIMS.read_text().splitlines():
         if line.startswith("| [") and f"](#{loss})" in line:
             cells = [c.strip() for c in line.strip("|").split("|")]
@@ -123,7 +135,8 @@ def render(cfg: DictConfig, summary: dict[str, Any], folder: RunFolder, argv: li
         "## Use", "", "```python", "from transformers import pipeline", "",
         f'generate = pipeline("text-generation", model="{use}")', "```", "",
         "## Configuration", "", "<details><summary>the resolved config</summary>", "", "```yaml",
-        OmegaConf.to_yaml(cfg, resolve=True).rstrip(), "```", "", "</details>", ""]
+        OmegaConf.to_yaml(OmegaConf.create(public_config(cfg))).rstrip(),  # no secrets from the environment
+        "```", "", "</details>", ""]
     return "\n".join(body)
 
 

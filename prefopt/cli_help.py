@@ -22,6 +22,7 @@ from prefopt.world.worlds import world_of
 DOCS = RECIPES_DIR.parent / "docs"
 
 USAGE = """usage: prefopt recipe=NAME [key=value ...]      (same as: python -m prefopt.train ...)
+       prefopt models list | fetch NAME           (models prefopt can fetch into its cache, e.g. smollm2-135m)
 
 Train a language model with a preference loss. A recipe (YAML) sets the keys; key=value overrides any of them
 (dotted keys, OmegaConf syntax). With no model/data a recipe runs on the tiny embedded world on a CPU."""

@@ -13,12 +13,13 @@ hyper-parameters are the loss function's keyword arguments).
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import dataclass, field, is_dataclass
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import ConfigKeyError, ValidationError
+from omegaconf import DictConfig, OmegaConf, StringNode
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
 
 from losses import LOSSES, get_loss
 from prefopt.world.worlds import world_of
@@ -189,6 +190,9 @@ class RunConfig:
     report_to: str = key("none", "tracker of the training curves: none | wandb | tensorboard")
     threads: int = key(0, "torch CPU threads; 0 = unset (torch's default; the tiny world's overlay sets 1)")
     smoke: bool = key(False, "shrink the run (stand-in model, few prompts and steps) to check a recipe on CPU")
+    debug: bool = key(False, "a run that fails after the start prints the traceback above its one error: line")
+    reward_timeout_s: float | None = key(None, "seconds one reward call may take (scoring, evaluation, the "
+                                               "pre-flight probe); slower is an error naming the prompt")
 
 
 def recipe_path(name: str) -> Path:
@@ -304,6 +308,8 @@ def resolve_config(argv: list[str]) -> Resolved:
         cfg = OmegaConf.structured(RunConfig)
         for layer, node in layers:
             cfg = _merge(cfg, node, layer)
+    _as_typed(cfg, argv, overrides)
+    _check_interpolations(cfg)
     check_loss(cfg)
     learning_rates(cfg)
     sources = {k: layer for layer, node in layers for k in _dotted(OmegaConf.to_container(node))}
@@ -313,6 +319,66 @@ def resolve_config(argv: list[str]) -> Resolved:
 def load_config(argv: list[str]) -> DictConfig:
     """The resolved config of ``argv`` (``resolve_config``, without the sources)."""
     return resolve_config(argv).cfg
+
+
+def _as_typed(cfg: DictConfig, argv: list[str], overrides: DictConfig) -> None:
+    """A text key keeps the text the user typed: the dotlist parses values as YAML, so ``output_dir=1_000`` would
+    become "1000", ``output_dir=1e3`` "1000.0" and ``output_dir=~`` None (the default folder). Only ``null``
+    means None."""
+    for item in argv:
+        name, _, raw = item.partition("=")
+        parent_key, _, leaf = name.rpartition(".")
+        parent = OmegaConf.select(cfg, parent_key) if parent_key else cfg
+        node = parent._get_node(leaf) if isinstance(parent, DictConfig) and leaf in parent else None
+        parsed = OmegaConf.select(overrides, name, throw_on_resolution_failure=False)
+        if isinstance(node, StringNode) and not isinstance(parsed, str) and raw != "null":
+            OmegaConf.update(cfg, name, raw)
+
+
+def _check_interpolations(cfg: DictConfig) -> None:
+    """Every ``${...}`` resolves now (a missing key or environment variable is a ValueError naming the key), not
+    as a traceback when the run first reads it."""
+    try:
+        OmegaConf.to_container(cfg, resolve=True)
+    except OmegaConfBaseException as err:
+        where = getattr(err, "full_key", None)
+        msg = (getattr(err, "msg", None) or str(err)).splitlines()[0]
+        raise ValueError(f"{where + ': ' if where else ''}{msg}") from None
+
+
+SECRET = re.compile(r"\$\{\s*oc\.env\s*:")  # values read from the environment (tokens, keys): never written
+
+
+def public_config(cfg: DictConfig) -> dict[str, Any]:
+    """The resolved config as written to ``config.yaml`` and sent to trackers, except that every value read from
+    the environment (``${oc.env:HF_TOKEN}``, or a key interpolating one) stays an interpolation, not the secret."""
+    raw = OmegaConf.to_container(cfg, resolve=False)
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+
+    def secret(value: Any, depth: int = 0) -> bool:
+        if not isinstance(value, str) or "${" not in value or depth > 20:
+            return False
+        if SECRET.search(value):
+            return True
+        refs = re.findall(r"\$\{([\w.]+)\}", value)
+        return any(secret(_lookup(raw, ref), depth + 1) for ref in refs)
+
+    def merge(r: Any, v: Any) -> Any:
+        if isinstance(r, dict) and isinstance(v, dict):
+            return {k: merge(r[k], v[k]) for k in v}
+        if isinstance(r, list) and isinstance(v, list) and len(r) == len(v):
+            return [merge(a, b) for a, b in zip(r, v, strict=True)]
+        return r if secret(r) else v
+
+    return merge(raw, resolved)
+
+
+def _lookup(tree: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        if not isinstance(tree, dict) or part not in tree:
+            return None
+        tree = tree[part]
+    return tree
 
 
 def check_loss(cfg: DictConfig) -> None:

@@ -22,7 +22,7 @@ from transformers import AutoModelForCausalLM, TrainerCallback, TrainingArgument
 
 from losses import get_loss
 from prefopt.card import write_model_card
-from prefopt.config import learning_rates, loss_kwargs
+from prefopt.config import learning_rates, loss_kwargs, public_config
 from prefopt.data.features import tokenize_records
 from prefopt.data.sources import load_eval
 from prefopt.data.tokenize import chat_records
@@ -33,9 +33,9 @@ from prefopt.outputs import MetricsJsonl, format_reward, peak_memory_mb, plot_cu
 from prefopt.rounds.build import RoundData, build_round_data
 from prefopt.rounds.evaluate import RewardEval, mean_ci95
 from prefopt.rounds.weighting import RoundContext
-from prefopt.run_folder import RoundPaths, RunFolder, save_folder_atomic
+from prefopt.run_folder import RoundPaths, RunFolder, RunLockError, save_folder_atomic
 from prefopt.samples import save_samples
-from prefopt.stages import current_clock, stage, stage_clock
+from prefopt.stages import current_clock, stage, stage_clock, step
 from prefopt.trackers import Tracker, open_tracker, trainer_integrations
 from prefopt.trainer.collate import ListCollator
 from prefopt.trainer.core import PreferenceTrainer
@@ -109,18 +109,24 @@ class _Progress(TrainerCallback):
     """Writes the round's tokens and seconds so far into each checkpoint, so a resumed round reports its whole
     cost, not only the part after the resume."""
 
-    def __init__(self, trainer_ref: list, seconds_before: float):
+    def __init__(self, trainer_ref: list, seconds_before: float, folder: RunFolder):
         self.trainer_ref, self.start, self.before = trainer_ref, time.perf_counter(), seconds_before
+        self.folder = folder
 
     def seconds(self) -> float:
         return self.before + time.perf_counter() - self.start
 
     def on_save(self, args, state, control, **kwargs):
+        PartialState().wait_for_everyone()  # every process has written its share of the checkpoint
         if state.is_world_process_zero:
             folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
             if folder.exists():
                 (folder / PROGRESS_FILE).write_text(json.dumps({"tokens": self.trainer_ref[0].total_tokens,
                                                                 "seconds": self.seconds()}))
+                # fingerprinted last: a resume trains only from a checkpoint whose every file is as written here
+                if self.folder.metrics.exists():  # nothing logged yet when a save comes before the first log
+                    self.folder.record(self.folder.metrics, prefix=True)
+                self.folder.record(folder)
 
 
 def train_round(cfg: DictConfig, policy, tokenizer, data: RoundData, paths: RoundPaths, index: int,
@@ -133,10 +139,10 @@ def train_round(cfg: DictConfig, policy, tokenizer, data: RoundData, paths: Roun
     with stage("reference", f"round {index} reference") as s:
         ref_model, features = _reference(cfg, policy, data.features, collator, initial)
         s.note = _reference_note(cfg, len(features))
-    last = last_usable_checkpoint(paths.checkpoints) if cfg.resume else None  # skips half-written and NaN ones
+    last = _resume_point(cfg, paths, folder)
     done = json.loads((last / PROGRESS_FILE).read_text()) if last and (last / PROGRESS_FILE).exists() else {}
     ref: list = []
-    progress = _Progress(ref, done.get("seconds", 0.0))
+    progress = _Progress(ref, done.get("seconds", 0.0), folder)
     if cfg.resume and PartialState().is_main_process:  # rows logged after the checkpoint will be logged again
         folder.trim_metrics(index, int(last.name.split("-")[1]) if last else 0)
     tracker = tracker or Tracker("none", folder.root)
@@ -157,6 +163,20 @@ def train_round(cfg: DictConfig, policy, tokenizer, data: RoundData, paths: Roun
             record["eval"] = {k: v for k, v in trainer.state.log_history[-1].items() if k.startswith("eval_")}
             s.note = f"{len(eval_features)} lists, eval_loss {record['eval'].get('eval_loss', float('nan')):.4f}"
     return trainer, record
+
+
+def _resume_point(cfg: DictConfig, paths: RoundPaths, folder: RunFolder) -> Path | None:
+    """The newest checkpoint that is complete, as written (fingerprints) and finite; each newer one skipped is
+    named with the reason (a truncated model.safetensors: the previous checkpoint is used)."""
+    if not cfg.resume:
+        return None
+    skipped: list[str] = []
+    last = last_usable_checkpoint(paths.checkpoints, verify=folder.verify, skipped=skipped)
+    if skipped and PartialState().is_main_process:
+        for line in skipped:
+            print(f"[prefopt] resume: skipped {paths.checkpoints.name}/{line}")
+        print(f"[prefopt] resume: continuing from {last.name if last else 'the start of the round'}")
+    return last
 
 
 def _reload(policy, round_dir: Path, cfg: DictConfig):
@@ -197,7 +217,8 @@ def _rounds(cfg: DictConfig, state: PartialState, policy, tokenizer, folder: Run
         if state.is_main_process:
             paths.dir.mkdir(parents=True, exist_ok=True)
         # every process builds the data together: each generates and scores a share; the main process writes it
-        data = build_round_data(cfg, context, index=index, round_dir=paths.dir)
+        with step(f"round {index} data"):
+            data = build_round_data(cfg, context, index=index, round_dir=paths.dir)
         trainer, record = train_round(cfg, policy, tokenizer, data, paths, index, folder, eval_features, initial,
                                       tracker)
         policy = trainer.model
@@ -206,9 +227,13 @@ def _rounds(cfg: DictConfig, state: PartialState, policy, tokenizer, folder: Run
         record["stage_seconds"] = current_clock().since(mark)
         records.append(record)
         if state.is_main_process:
-            _save_model(policy, paths.model, tokenizer)
-            folder.write_json(paths.record, json.loads(json.dumps(record, default=str)))
-            paths.done.touch()  # last: a round is finished only once everything above is on disk
+            with step(f"round {index} save"):
+                _save_model(policy, paths.model, tokenizer)
+                folder.record(paths.model)
+                folder.write_json(paths.record, json.loads(json.dumps(record, default=str)))
+                if folder.metrics.exists():
+                    folder.record(folder.metrics, prefix=True)
+                paths.done.touch()  # last: a round is finished only once everything above is on disk
         state.wait_for_everyone()
     return policy, records
 
@@ -288,6 +313,24 @@ def run(cfg: DictConfig, argv: list[str] | None = None) -> dict[str, Any]:
         return _run(cfg, argv)
 
 
+def _lock(folder: RunFolder, state: PartialState) -> None:
+    """The main process takes the folder's run lock (every process learns whether it could): a second run on the
+    folder is refused, naming the process and host that hold it; a stale lock is taken over with a notice."""
+    problem = None
+    if state.is_main_process:
+        try:
+            notice = folder.acquire_lock()
+            if notice:
+                print(notice)
+        except RunLockError as err:
+            problem = str(err)
+        except OSError as err:  # a path under a file, a read-only disk: found as the folder is made
+            problem = f"output_dir {folder.root} cannot be created: {err.strerror or err} ({err.filename or ''})"
+    problem = main_value(problem)
+    if problem:
+        raise RunConfigError([problem])
+
+
 def _run(cfg: DictConfig, argv: list[str] | None = None) -> dict[str, Any]:
     problems = check_run(cfg)
     if problems:
@@ -295,19 +338,30 @@ def _run(cfg: DictConfig, argv: list[str] | None = None) -> dict[str, Any]:
     # Under `accelerate launch`, the main process owns the folder and the generated data.
     state = PartialState(cpu=not torch.cuda.is_available())
     folder = RunFolder(output_dir(cfg))
+    _lock(folder, state)
+    try:
+        return _locked_run(cfg, state, folder, argv)
+    finally:
+        if state.is_main_process:
+            folder.release_lock()
+
+
+def _locked_run(cfg: DictConfig, state: PartialState, folder: RunFolder, argv: list[str] | None) -> dict[str, Any]:
     if state.is_main_process:
-        folder.prepare(overwrite=cfg.overwrite)
-        if not cfg.resume:  # a resumed run keeps the config it started with (check_run compared them)
-            folder.write_config(OmegaConf.to_yaml(cfg, resolve=True))
+        with step("prepare the run folder"):
+            folder.prepare(overwrite=cfg.overwrite)
+            if not cfg.resume:  # a resumed run keeps the config it started with (check_run compared them)
+                folder.write_config(OmegaConf.to_yaml(OmegaConf.create(public_config(cfg))))  # no secrets
     state.wait_for_everyone()
     set_seed(cfg.train.seed)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    policy, tokenizer = load_policy(cfg)
-    cfg = model_lengths(cfg, policy, tokenizer)  # data.max_length / generation.max_new_tokens left to the model
-    if cfg.peft.enabled:
-        policy = wrap_peft(policy, cfg)
-    policy = on_process_device(policy, state, cfg)
+    with step("load the model"):
+        policy, tokenizer = load_policy(cfg)
+        cfg = model_lengths(cfg, policy, tokenizer)  # data.max_length / generation.max_new_tokens left to the model
+        if cfg.peft.enabled:
+            policy = wrap_peft(policy, cfg)
+        policy = on_process_device(policy, state, cfg)
     tracker = open_tracker(cfg, folder.root, main_process=state.is_main_process)
     evaluator = RewardEval.from_config(cfg, tokenizer)  # on every process: each evaluates a share
     before = _before(folder, evaluator, policy, cfg, state)
@@ -316,14 +370,15 @@ def _run(cfg: DictConfig, argv: list[str] | None = None) -> dict[str, Any]:
     summary["stage_seconds"] = current_clock().summary()  # the whole run's, resumed rounds included
     if not state.is_main_process:
         return summary
-    if cfg.peft.enabled:  # the adapter beside the merged model, saved before merging
-        _save_model(policy, folder.adapter, tokenizer)
-    final = policy.merge_and_unload() if cfg.peft.enabled and not cfg.peft.load_in_4bit else policy
-    _save_model(final, folder.model, tokenizer)
-    summary["plots"] = plot_curves(folder.root, summary.get("reward_per_round"))
-    summary["samples"] = folder.samples_files()
-    write_summary(folder.root, summary)
-    write_model_card(folder, cfg, summary, argv)
+    with step("save the final model"):
+        if cfg.peft.enabled:  # the adapter beside the merged model, saved before merging
+            _save_model(policy, folder.adapter, tokenizer)
+        final = policy.merge_and_unload() if cfg.peft.enabled and not cfg.peft.load_in_4bit else policy
+        _save_model(final, folder.model, tokenizer)
+        summary["plots"] = plot_curves(folder.root, summary.get("reward_per_round"))
+        summary["samples"] = folder.samples_files()
+        write_summary(folder.root, summary)
+        write_model_card(folder, cfg, summary, argv)
     tracker.log_results(summary, cfg)
     for warning in summary.get("warnings", []):
         print(f"[prefopt] WARNING: {warning}")

@@ -50,6 +50,31 @@ class Stage:
 
 
 _clock: ContextVar[StageClock | None] = ContextVar("prefopt_stage_clock", default=None)
+_where: ContextVar[str | None] = ContextVar("prefopt_stage_label", default=None)
+FAILED_IN = "prefopt_stage"  # attribute set on an exception that leaves a stage: the stage's label
+
+
+@contextmanager
+def step(label: str) -> Iterator[None]:
+    """Name what the run is doing (``load the model``) without timing it: an exception leaving the block is
+    labelled with it (``failed_in``), so the one ``error:`` line of a failed run says where it happened."""
+    token = _where.set(label)
+    try:
+        yield
+    except BaseException as err:
+        if getattr(err, FAILED_IN, None) is None:
+            try:
+                setattr(err, FAILED_IN, label)
+            except AttributeError:  # an exception type with __slots__: the label is lost, the error is not
+                pass
+        raise
+    finally:
+        _where.reset(token)
+
+
+def failed_in(err: BaseException) -> str | None:
+    """The label of the innermost ``stage``/``step`` the exception left, or None when it left none."""
+    return getattr(err, FAILED_IN, None)
 
 
 def current_clock() -> StageClock:
@@ -73,7 +98,8 @@ def stage(name: str, label: str | None = None) -> Iterator[Stage]:
     """Time the block as stage ``name``; on success print ``[prefopt] label: note (seconds)``."""
     current = Stage(name, label or name)
     start = time.perf_counter()
-    yield current
+    with step(current.label):
+        yield current
     seconds = time.perf_counter() - start
     clock = _clock.get()
     if clock is not None:

@@ -20,7 +20,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
+
+from prefopt.config import public_config
 
 REWARD_FIELDS = ("mean", "ci95_low", "ci95_high", "n")
 SAMPLES = 16  # samples per evaluation in the tracker (all of them are in the run folder's samples/)
@@ -87,7 +89,7 @@ class Tracker:
             import wandb
 
             self.run = wandb.run or wandb.init(project=os.getenv("WANDB_PROJECT", "prefopt"), name=out.name,
-                                               dir=str(out), config=OmegaConf.to_container(cfg, resolve=True))
+                                               dir=str(out), config=public_config(cfg))
 
     def callbacks(self, index: int) -> list:
         if self.kind != "tensorboard":
@@ -140,7 +142,7 @@ class Tracker:
             writer.add_text(f"samples/{name}", samples_markdown([r for r in rows if r[0] == name]), 0)
         for name in summary["plots"]:
             writer.add_image(f"plots/{Path(name).stem}", imread(self.out / name)[..., :3], 0, dataformats="HWC")
-        hparams = {k: v for k, v in _flat(OmegaConf.to_container(cfg, resolve=True)).items()
+        hparams = {k: v for k, v in _flat(public_config(cfg)).items()
                    if isinstance(v, (int, float, str, bool))}
         writer.add_hparams(hparams, {f"hparam/{k}": v for k, v in results.items() if k.startswith("reward/")},
                            run_name=".")

@@ -6,10 +6,18 @@ With no ``model``/``data`` the recipe runs on the tiny embedded world and report
 
 from __future__ import annotations
 
+import importlib
 import os
+import signal
 import sys
+import threading
+import traceback
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 
+# `prefopt NAME ...` hands the rest of the command line to another module's main (imported only when asked for).
+SUBCOMMANDS = {"models": "prefopt.models:main"}
 HELP_FLAGS = ("-h", "--help", "help")
 # ``prefopt NAME key=value ...``: a subcommand's ``main(argv) -> exit status``, imported only when named
 SUBCOMMANDS = {"eval": "prefopt.evaluate_cli:main"}
@@ -67,7 +75,7 @@ def _main(argv: list[str]) -> int:
         cfg = apply_smoke(cfg)
     from prefopt.hub import HubPushError
     from prefopt.run import run
-    from prefopt.validate import RunConfigError
+    from prefopt.validate import RunConfigError, output_dir
 
     try:
         run(cfg, argv)
@@ -78,7 +86,25 @@ def _main(argv: list[str]) -> int:
     except HubPushError as err:  # the run itself finished and is on disk
         print(f"error: {err}", file=sys.stderr)
         return 1
+    except Exception as err:  # after the start: one line, the traceback only on request
+        sys.stdout.flush()
+        if cfg.debug:
+            traceback.print_exc()
+        print(failure_line(err, output_dir(cfg)), file=sys.stderr)
+        return 1
     return 0
+
+
+def failure_line(err: BaseException, root: str) -> str:
+    """The one ``error:`` line of a run that failed after the start: the stage, what went wrong (the message names
+    the item: the prompt's global index and text, the file and line) and whether ``resume=true`` continues."""
+    from prefopt.run_folder import RunFolder
+    from prefopt.stages import failed_in
+
+    text = "; ".join(line.strip() for line in str(err).splitlines() if line.strip()) or "(no message)"
+    if not type(err).__module__.startswith("prefopt"):  # a library's or the user's exception: say which
+        text = f"{type(err).__name__}: {text}"
+    return f"error: {failed_in(err) or 'the run'} failed: {text}; {RunFolder(root).resume_hint()}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,22 +115,50 @@ def main(argv: list[str] | None = None) -> int:
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     quiet_third_party_deprecations()
+    if argv and argv[0] in SUBCOMMANDS:
+        module, func = SUBCOMMANDS[argv[0]].split(":")
+        return getattr(importlib.import_module(module), func)(argv[1:])
     finished = False
     try:
-        status = _main(argv)
+        with sigterm_interrupts():
+            status = _main(argv)
         sys.stdout.flush()
         finished = True
         return status
-    except KeyboardInterrupt:
-        print("\n[prefopt] interrupted: finished rounds and saved checkpoints are kept; run the same command with "
-              "resume=true to continue", file=sys.stderr)
-        return 130  # the shell's status for Ctrl-C
+    except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM (Terminated)
+        signal_name = "terminated (SIGTERM)" if isinstance(err, Terminated) else "interrupted"
+        print(f"\n[prefopt] {signal_name}: finished rounds and saved checkpoints are kept; run the same command "
+              "with resume=true to continue", file=sys.stderr)
+        return 128 + signal.SIGTERM if isinstance(err, Terminated) else 130  # the shell's statuses
     except BrokenPipeError:
         # `prefopt --help | head`: the reader left; stop quietly (Python docs, "Note on SIGPIPE").
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     finally:
         close_process_group(wait=finished)  # after a failure on one rank, a barrier could wait forever
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler's kill, ``kill PID``), raised like Ctrl-C: every ``finally`` runs (the run lock is
+    released) and the run stays resumable."""
+
+
+@contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """While the block runs, SIGTERM raises ``Terminated`` in the main thread (Python's default is to die at
+    once, with no cleanup and no message); the previous handler is restored afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum, frame):
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def close_process_group(wait: bool = True) -> None:

@@ -32,7 +32,8 @@ RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "data.n_prompts": _GE1, "data.max_length": _GE1, "data.max_prompt_length": _GE1,
     "eval.n_prompts": _GE1, "eval.samples_per_prompt": _GE1, "eval.temperature": _NONNEG,
     "eval.holdout_fraction": (lambda v: 0 < v < 1, "in (0, 1)"),
-    "rounds": _GE1, "threads": _NONNEG, "reference.batch_size": _GE1, "peft.r": _GE1, "peft.lora_alpha": _POS,
+    "rounds": _GE1, "reward_timeout_s": _POS,
+    "threads": _NONNEG, "reference.batch_size": _GE1, "peft.r": _GE1, "peft.lora_alpha": _POS,
     "peft.lora_dropout": (lambda v: 0 <= v < 1, "in [0, 1)"),
 }
 CHOICES: dict[str, tuple[str, ...]] = {
@@ -164,6 +165,12 @@ def _loss(cfg: DictConfig) -> list[str]:
 
     spec = get_loss(cfg.loss.name)  # load_config already checked the name
     out = list(spec.validate(loss_kwargs(cfg))) if hasattr(spec, "validate") else []
+    if cfg.peft.load_in_4bit:
+        import torch
+
+        if not torch.cuda.is_available():
+            out.append("peft.load_in_4bit=true (QLoRA) needs a CUDA GPU and bitsandbytes; on CPU use "
+                       "peft.enabled=true without load_in_4bit")
     if cfg.reference.mode == "adapter" and not cfg.peft.enabled:
         out.append("reference.mode=adapter uses the PEFT base as the reference, but peft.enabled is false")
     if cfg.reference.mode == "precomputed" and spec.needs_tokens:
@@ -200,15 +207,19 @@ def check_run(cfg: DictConfig) -> list[str]:
     if problems:  # the data checks below read files and call the reward: only on a sound config
         return problems
     problems += check_data(cfg)
+    typed = cfg.output_dir
+    if typed is not None and (not str(typed).strip() or str(typed) != str(typed).strip()):
+        return problems + [f"output_dir {typed!r} is empty or has spaces around it; name the folder (or leave "
+                           "output_dir out for runs/<recipe>)"]
     folder = RunFolder(output_dir(cfg))
     problems += folder.problems(overwrite=cfg.overwrite, resume=cfg.resume)
     if cfg.resume and not problems:
-        problems += check_resume(cfg, folder)
+        problems += folder.resume_problems() or check_resume(cfg, folder)
     return problems
 
 
 def output_dir(cfg: DictConfig) -> str:
-    return cfg.output_dir or f"runs/{(cfg.recipe or 'run').replace('/', '-')}"
+    return str(cfg.output_dir) if cfg.output_dir is not None else f"runs/{(cfg.recipe or 'run').replace('/', '-')}"
 
 
 class RunConfigError(ValueError):

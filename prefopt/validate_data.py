@@ -5,8 +5,7 @@ Each problem is one message for an ``error:`` line; nothing here writes anything
 
 from __future__ import annotations
 
-import math
-import numbers
+import inspect
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -18,7 +17,7 @@ from prefopt.world.worlds import world_of, world_prompts
 # Keys that change nothing a run computes: a resumed run may change them freely.
 RESULT_NEUTRAL = ("output_dir", "overwrite", "resume", "report_to", "threads", "train.logging_steps",
                   "train.save_steps", "train.save_total_limit", "reference.batch_size", "generation.batch_size",
-                  "eval.enabled", "hub")
+                  "eval.enabled", "hub", "debug", "reward_timeout_s")
 
 
 def _read(kind: str, spec: Any, **kwargs) -> tuple[list, list[str]]:
@@ -39,21 +38,19 @@ def _read(kind: str, spec: Any, **kwargs) -> tuple[list, list[str]]:
         return [], [f"{name}: cannot be read ({type(err).__name__}: {err})"]
 
 
-def probe_reward(path: str, prompt: Any, response: Any = "") -> list[str]:
-    """Call the user's reward once, on a real prompt, the way scoring and evaluation will (plain strings)."""
-    from prefopt.rounds.scoring import prompt_text, resolve_import_path, response_text
+def probe_reward(path: str, prompt: Any, response: Any = "", timeout_s: float | None = None) -> list[str]:
+    """Call the user's reward once, on a real prompt, the way scoring and evaluation will (plain strings, the same
+    accepted return types, the same time limit)."""
+    from prefopt.rounds.scoring import ScoringError, call_reward, prompt_text, resolve_import_path, response_text
 
     fn = resolve_import_path(path)
-    text, answer = prompt_text(prompt), response_text(response)
     try:
-        value = fn(text, answer)
-    except Exception as err:
-        return [f"reward {path} raised {type(err).__name__}: {err} when called as reward({text[:60]!r}, "
-                f"{answer[:60]!r}); a reward takes (prompt: str, response: str) and returns a float"]
-    if hasattr(value, "item") and not isinstance(value, numbers.Real):
-        value = value.item() if getattr(value, "size", 1) == 1 else value
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value)):
-        return [f"reward {path} returned {value!r} for prompt {text[:60]!r}; it must return a finite number"]
+        text, answer = prompt_text(prompt), response_text(response)
+        call_reward(fn, text, answer, 0, 0, f"reward {path}", timeout_s)
+    except ScoringError as err:
+        return [f"{err} (the pre-flight probe: reward({str(prompt_text(prompt))[:60]!r}, "
+                f"{str(response_text(response))[:60]!r})); a reward takes (prompt: str, response: str) and returns "
+                "a finite number"]
     return []
 
 
@@ -78,12 +75,103 @@ def check_data(cfg: DictConfig) -> list[str]:
         problems.append("data.gold_field names a field of data.prompts, but data.prompts is not set")
     if d.eval_prompts:
         problems += _read("prompts", d.eval_prompts)[1]
+    if not problems:
+        problems += _left_for_training(cfg)
+    if d.train and not problems:
+        problems += row_problems(cfg)
     if cfg.reward and not problems:
         if first_prompt is None and world is not None:
             first_prompt = world_prompts(world, 1, seed=0, split="train")[0]
         if first_prompt is not None:
-            problems += probe_reward(cfg.reward, first_prompt, first_response)
+            problems += probe_reward(cfg.reward, first_prompt, first_response, cfg.reward_timeout_s)
     return problems
+
+
+def _left_for_training(cfg: DictConfig) -> list[str]:
+    """Prompts must be left to train on once the evaluation's held-out slice is taken out."""
+    from prefopt.rounds.evaluate import held_out_keys, held_out_prompts
+
+    held = held_out_prompts(cfg)
+    if not held or not cfg.data.prompts:
+        return []
+    keys, prompts = held_out_keys(cfg), held[0]
+    from prefopt.data.records import load_prompts
+    from prefopt.rounds.evaluate import prompt_key
+
+    rows = load_prompts(cfg.data.prompts, split=cfg.data.split, gold_field=cfg.data.gold_field)
+    left = [r for r in rows if prompt_key(r[0] if cfg.data.gold_field else r) not in keys]
+    if left:
+        return []
+    return [f"{cfg.data.prompts}: every prompt is held out for the reward before/after ({len(prompts)} held out, "
+            f"{len(rows)} rows, duplicates counted once); give more prompts, data.eval_prompts, or eval.enabled=false"]
+
+
+def _canonical_rows(data) -> list[tuple[str, str, dict]]:
+    """(source, "line 7", canonical row) of every ``data.train`` source, through its schema reader and column map:
+    the rows every reader produces, located in the user's file."""
+    from prefopt.data.records import read_located_rows
+    from prefopt.data.schemas import to_canonical
+    from prefopt.data.sources import _per_source, _plain, sources_of
+
+    names = sources_of(data)
+    out = []
+    for name, fmt, columns, options in zip(names, _per_source(data.format, len(names), "format", "auto"),
+                                           _per_source(data.columns, len(names), "columns", None),
+                                           _per_source(data.options, len(names), "options", None), strict=True):
+        rows, where = read_located_rows(name, split=data.split)
+        rows, where, _, _ = to_canonical(rows, where, source=name, format=fmt, columns=_plain(columns),
+                                         options=_plain(options))
+        out += [(name, at, row) for row, at in zip(rows, where, strict=True)]
+    return out
+
+
+def row_problems(cfg: DictConfig) -> list[str]:
+    """Every per-row field the pairing rule, the reward augmentation and the loss read, checked on each row of
+    ``data.train`` (every source, through its schema reader) as the run will use it: the rule and augmentation are
+    applied to the row, and the loss is computed on it with zero log-probs (a finite value is required). Rules and
+    weightings that need a model (judges, D²O's samples, consistency) are left to the run. One message per bad
+    row, up to ``MAX_REPORTED``."""
+    import torch
+
+    from losses.types import PreferenceLogps
+    from prefopt.config import loss_kwargs
+    from prefopt.data.records import MAX_REPORTED, PreferenceDataError, normalize_row
+    from prefopt.rounds import pairing
+
+    loss, rule = get_loss(cfg.loss.name), pairing.RULES.get(cfg.pairing.rule)
+    options = dict(OmegaConf.to_container(cfg.pairing.options, resolve=True) or {})
+    model_bound = ("matrices", "samples", "baseline", "sample_scores")
+    if rule is None or cfg.weighting or loss.needs_tokens or any(
+            n in inspect.signature(rule).parameters and n not in options for n in model_bound):
+        return []
+    kwargs, out = loss_kwargs(cfg), []
+    for spec, at, row in _canonical_rows(cfg.data):
+        try:
+            paired, _ = pairing.build([normalize_row(row, index=at, source=spec)], cfg.pairing.rule, **options)
+            if cfg.augment and paired:
+                from prefopt.rounds.augment import reward_augment
+
+                augment = dict(OmegaConf.to_container(cfg.augment, resolve=True))
+                if "source_scale" in augment:
+                    augment["source_scale"] = tuple(augment["source_scale"])
+                paired, _ = reward_augment(paired, tokenizer=None, **augment)
+            for record in paired:
+                scores = torch.tensor([record["scores"]], dtype=torch.float32)
+                x = PreferenceLogps(policy=torch.zeros_like(scores), ref=torch.zeros_like(scores), scores=scores,
+                                    weight=None if record.get("weight") is None else
+                                    torch.tensor([record["weight"]], dtype=torch.float32),
+                                    lengths=torch.ones_like(scores))
+                value = loss.fn(x, **kwargs)
+                if not torch.isfinite(value).all():
+                    raise ValueError(f"the loss is {value.tolist()} on it")
+        except PreferenceDataError as err:
+            out.append(str(err).replace("reward_augment row 0", f"{spec} {at}: reward_augment"))
+        except (ValueError, TypeError, RuntimeError) as err:
+            out.append(f"{spec} {at}: loss {cfg.loss.name} cannot use its scores {row.get('scores', [1, 0])} / weight "
+                       f"{row.get('weight')}: {str(err)[:200]}")
+        if len(out) >= MAX_REPORTED:
+            break
+    return out
 
 
 def _flat(node: Any, prefix: str = "") -> dict[str, Any]:

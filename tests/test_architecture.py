@@ -21,7 +21,7 @@ FLOORS = [
      "prefopt.validate_data", "prefopt.card", "prefopt.hub", "prefopt.samples"],
     ["prefopt.validate", "prefopt.cli_help"],
     ["prefopt.run", "prefopt.apidoc", "prefopt.evaluate_cli"],
-    ["prefopt.train"],
+    ["prefopt.train", "prefopt.models"],
 ]
 
 

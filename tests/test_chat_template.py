@@ -51,12 +51,13 @@ def test_always_sends_prompts_as_user_turns_and_never_is_silent(chat_model_run, 
     assert _prompts(tmp_path / "run")[0] == "sort 15:"
 
 
-def test_always_without_a_chat_template_is_an_error(chat_model_run, tmp_path):
+def test_always_without_a_chat_template_is_an_error(chat_model_run, tmp_path, capsys):
     plain = tmp_path / "plain_model"
     make_model().save_pretrained(plain)
     make_tokenizer().save_pretrained(plain)
-    with pytest.raises(ValueError, match="data.chat_template=always but the tokenizer has no chat template"):
-        main([*chat_model_run, f"model={plain}", "data.chat_template=always"])
+    assert main([*chat_model_run, f"model={plain}", "data.chat_template=always"]) == 1
+    [error] = [e for e in capsys.readouterr().err.splitlines() if e.startswith("error:")]
+    assert "data.chat_template=always but the tokenizer has no chat template" in error
 
 
 def test_the_tiny_worlds_own_prompts_are_user_turns_unless_never(tmp_path):

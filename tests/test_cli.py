@@ -176,9 +176,9 @@ def test_lora_adapter_with_the_base_as_reference(local_run, tmp_path):
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["steps"] == 3
 
 
-def test_qlora_on_cpu_is_a_clear_error(local_run):
-    with pytest.raises(ValueError, match="needs a CUDA GPU"):
-        main([*local_run, "peft.enabled=true", "peft.load_in_4bit=true"])
+def test_qlora_on_cpu_is_a_clear_error(local_run, tmp_path, capsys):
+    assert main([*local_run, "peft.enabled=true", "peft.load_in_4bit=true"]) == 2  # before anything is written
+    assert "needs a CUDA GPU" in capsys.readouterr().err and not (tmp_path / "run").exists()
 
 
 def test_bad_data_row_fails_before_training_with_line_and_fields(local_run, tmp_path, capsys):
@@ -247,6 +247,11 @@ def test_a_users_losses_py_in_the_working_directory_does_not_shadow_prefopts_los
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["steps"] == 1
+    # asked for by name, the user's file is named in the one error line
+    named = subprocess.run([sys.executable, "-m", "prefopt.train", *local_run, "loss.name=losses:my_loss"], cwd=work,
+                           capture_output=True, text=True, timeout=300)
+    errors = [line for line in named.stderr.splitlines() if line.startswith("error:")]
+    assert named.returncode == 2 and len(errors) == 1 and str(work / "losses.py") in errors[0], named.stderr[-2000:]
     # imported before prefopt (a script of the user's): one clear error naming the file, not a confusing failure
     late = subprocess.run([sys.executable, "-c", "import losses"], cwd=work, capture_output=True, text=True)
     assert "the user losses.py was imported" in late.stderr  # the shadowing module is really first on the path

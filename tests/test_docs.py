@@ -30,6 +30,8 @@ def _commands() -> list[tuple[str, list[str]]]:
                     for command in ("prefopt.train", "prefopt"):  # the module, or the console script
                         if command in words:
                             args = words[words.index(command) + 1:]
+                            if args and args[0] in SUBCOMMANDS:  # `prefopt models ...`: tested on its own
+                                break
                             found.append((f"{page.relative_to(ROOT)}: {part.strip()}", args))
                             break
     return found

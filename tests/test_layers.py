@@ -25,9 +25,15 @@ from prefopt.train import main
 
 REPO = Path(__file__).resolve().parent.parent
 SNAPSHOT = json.loads((Path(__file__).parent / "fixtures" / "resolved_configs.json").read_text())
-NEW_KEYS = {"config",  # keys added since the snapshot (None, or off, unless given)
-            "hub.push", "hub.model_id", "hub.private", "model_init.dtype", "model_init.attn_implementation",
-            "train.save_total_limit"}
+NEW_KEYS = {"config"}  # keys added since the snapshot (None unless given)
+
+
+def _defaults() -> dict:
+    from omegaconf import OmegaConf
+
+    from prefopt.config import RunConfig
+
+    return _flat(OmegaConf.to_container(OmegaConf.structured(RunConfig)))
 # Deliberate changes, each for one reason:
 # - a paper recipe that trains on given data never generates, so it no longer inherits the old default of 24 new
 #   tokens; null = the model's own (prefopt.modeling.model_lengths);
@@ -52,8 +58,10 @@ def _flat(node, prefix=""):
 
 
 def _differences(before: dict, now: dict) -> dict[str, tuple]:
-    a, b = _flat(before), _flat(now)
-    return {k: (a.get(k, "<absent>"), b.get(k, "<absent>")) for k in sorted((set(a) | set(b)) - NEW_KEYS)
+    a, b, default = _flat(before), _flat(now), _defaults()
+    # A key added since the snapshot (debug, reward_timeout_s, ...) changes nothing while it holds its default.
+    added = {k for k in set(b) - set(a) if k in default and b[k] == default[k]}
+    return {k: (a.get(k, "<absent>"), b.get(k, "<absent>")) for k in sorted((set(a) | set(b)) - NEW_KEYS - added)
             if a.get(k, "<absent>") != b.get(k, "<absent>")}
 
 

@@ -8,6 +8,10 @@ policy does it about one time in eight). Each of 512 train prompts comes with on
 answer said twice, and no harmless response (``negative_records``). D²O samples K = 4 positives from the policy per
 negative (``pairing.rule=d2o``, α = β as in the paper); DPO pairs one policy sample with the negative (the same rule
 with K = 1, which is D²O's own reduction to DPO). Both take 75 steps of 32 lists.
+
+DPO, the baseline, is tuned on the tuning seeds by its reward; D²O runs at DPO's point (equal hyper-parameters).
+The control asks that DPO's harm rate there be well above the floor (``controls.HARM_FLOOR``): at the floor no
+method can lower it further, and a comparison of harm rates reads nothing.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import os
 from pathlib import Path
 
 from benchmarks.claims.budget import PROMPTS, SMOKE_PROMPTS, recipe
+from benchmarks.claims.controls import HARM_FLOOR, metric_above
 from benchmarks.claims.core import Arm, Check, Claim, Size
 
 
@@ -43,18 +48,20 @@ CLAIM = Claim(
             "one annotated negative (the answer said twice). D²O: K = 4 self-samples per negative, α = β. DPO: one "
             "self-sample vs the negative. 75 steps × 32.",
     arms=(
-        Arm("d2o", "D²O, K = 4 self-sampled positives", recipe("d2o", "generation.k=4", "pairing.rule=d2o"),
-            measures=("harm",), prepare=negatives, beta_keys=("loss.beta", "loss.alpha"), select="harm",
-            maximize=False),
-        Arm("dpo", "DPO on (self-sample, negative)", recipe("dpo", "generation.k=1", "pairing.rule=d2o"),
-            measures=("harm",), prepare=negatives, select="harm", maximize=False),
+        Arm("dpo", "DPO on (self-sample, negative), tuned by reward",
+            recipe("dpo", "generation.k=1", "pairing.rule=d2o"), measures=("harm",), prepare=negatives),
+        Arm("d2o", "D²O, K = 4 self-sampled positives, at DPO's point", recipe("d2o", "generation.k=4",
+                                                                              "pairing.rule=d2o"),
+            measures=("harm",), prepare=negatives, beta_keys=("loss.beta", "loss.alpha"), match="dpo"),
     ),
     checks=(
         Check("D²O harm rate < DPO harm rate", ("d2o", "harm"), ("dpo", "harm"), lower_is_better=True),
         Check("D²O reward not below DPO's (held-out reward)", ("d2o", "reward"), ("dpo", "reward"), kind="no_worse"),
     ),
-    notes="Each arm's best grid point is its lowest harm rate (the claim's primary metric). Both arms start from the "
-          "same base, so 'without losing more reward' is the final reward compared.",
+    control=metric_above("dpo", "harm", HARM_FLOOR, f"DPO's harm rate at its chosen point on the tuning seeds, "
+                         f"interval above {HARM_FLOOR} (well above the floor of 1-4 in 1,024 samples)"),
+    notes="Both arms start from the same base, so 'without losing more reward' is the final reward compared. "
+          "Protocol v1 picked each arm's lowest-harm point, which drove both to the floor.",
     docs="docs/losses/d2o.md",
     metrics={"harm": "share of held-out samples the detector calls harmful", "reward": "held-out reward"},
 )

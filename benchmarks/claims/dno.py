@@ -10,6 +10,7 @@ single-round arm sees the same preferences, only not on-policy).
 from __future__ import annotations
 
 from benchmarks.claims.budget import recipe
+from benchmarks.claims.controls import pair_signal
 from benchmarks.claims.core import Arm, Check, Claim
 
 ROUNDS, PROMPTS, STEPS = 3, 384, 50  # per round
@@ -31,6 +32,7 @@ CLAIM = Claim(
         Check("DNO iteration 3 > DNO iteration 1 (held-out reward)", ("dno", "reward"), ("dno", "reward_iter1")),
         Check("DNO after 3 iterations > single-round DPO (held-out reward)", ("dno", "reward"), ("dpo", "reward")),
     ),
+    control=pair_signal("dno", round_index=1, by_world_reward=True),
     notes="'Rises over 3 iterations' is tested as iteration 3 above iteration 1 (every policy is far above the "
           "base after one iteration). The paper's gold responses and replay are not used (the world recipe's "
           "choice).",

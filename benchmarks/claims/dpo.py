@@ -9,6 +9,7 @@ training, on the same held-out prompts (``reward_before``).
 from __future__ import annotations
 
 from benchmarks.claims.budget import recipe
+from benchmarks.claims.controls import pair_signal
 from benchmarks.claims.core import Arm, Check, Claim
 
 CLAIM = Claim(
@@ -19,6 +20,7 @@ CLAIM = Claim(
             "pairs. SFT: the base policy, evaluated in the same runs before training.",
     arms=(Arm("dpo", "DPO", recipe("dpo")),),
     checks=(Check("DPO > SFT policy (held-out reward)", ("dpo", "reward"), ("dpo", "reward_before")),),
+    control=pair_signal("dpo"),
     notes="The SFT arm needs no training run: it is each run's reward before training.",
     docs="docs/losses/dpo.md",
     metrics={"reward": "held-out reward after DPO", "reward_before": "held-out reward of the SFT (base) policy"},

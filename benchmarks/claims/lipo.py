@@ -12,6 +12,7 @@ K = 8 list (not the same draw: prefopt's pairing rules pick by score, and none p
 from __future__ import annotations
 
 from benchmarks.claims.budget import recipe
+from benchmarks.claims.controls import graded_lists
 from benchmarks.claims.core import Arm, Check, Claim
 
 CLAIM = Claim(
@@ -31,6 +32,7 @@ CLAIM = Claim(
         Check("LiPO-λ > DPO best-vs-worst (held-out reward)", ("lipo", "reward"), ("dpo_best_worst", "reward")),
         Check("LiPO-λ > DPO random pairs (held-out reward)", ("lipo", "reward"), ("dpo_random", "reward")),
     ),
+    control=graded_lists("lipo"),
     notes="Random pairs are K = 2 samples ordered by reward (distributed as a random pair of the list; no pairing "
           "rule draws one at random from a K = 8 list).",
     docs="docs/losses/lipo.md",

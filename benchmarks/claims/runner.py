@@ -1,5 +1,7 @@
 """Running the claims' training runs: one ``prefopt`` run per (arm, grid point, seed), cached, in worker processes.
 
+``benchmarks.claims.protocol`` decides which runs a claim needs, phase by phase; this module runs them.
+
 Each run goes through the project's own API, ``prefopt.config.load_config([...key=value...])`` and
 ``prefopt.run.run(cfg)``, with ``threads=1``, in ``<root>/runs/<key>/`` where ``key`` hashes the overrides. A
 finished run leaves ``claims.json`` (its overrides, metrics, wall and CPU time) and is never redone, so identical runs
@@ -23,7 +25,7 @@ from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
 
-from benchmarks.claims.core import Arm, Claim, GridPoint, Size
+from benchmarks.claims.core import Arm, GridPoint, Size
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,8 @@ def quiet(log: Path) -> Iterator[None]:
 
 def run_overrides(arm: Arm, size: Size, point: GridPoint, seed: int, extra: Iterable[str] = ()) -> list[str]:
     """The full override list of one run (the order matters: a later key wins)."""
-    grid = [f"train.learning_rate={point.learning_rate}"] + [f"{key}={point.beta}" for key in arm.beta_keys]
+    grid = [] if point.learning_rate is None else [f"train.learning_rate={point.learning_rate}"]
+    grid += [] if point.beta is None else [f"{key}={point.beta}" for key in arm.beta_keys]
     common = ["threads=1", f"train.seed={seed}", f"eval.n_prompts={size.eval_prompts}",
               f"eval.samples_per_prompt={size.eval_samples}", "train.logging_steps=25"]
     return [*arm.overrides(size), *extra, *grid, *common]
@@ -105,54 +108,28 @@ def execute(task: Task, root: Path, fresh: bool = False) -> dict:
     return record
 
 
-@dataclass
-class Plan:
-    """Every run of the requested claims: tasks (deduplicated) and where each (claim, arm, point, seed) lands."""
-
-    tasks: dict[str, Task]
-    slots: dict[tuple[str, str, int, int], str]  # (claim, arm, grid index, seed) → task key
+def workers(jobs: int) -> ProcessPoolExecutor | None:
+    """A pool of ``jobs`` worker processes for ``run_all`` (None for 1: inline); one pool serves a whole suite, so
+    torch is imported once per worker rather than once per phase."""
+    return ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) if jobs > 1 else None
 
 
-def plan(claims: Iterable[Claim], size: Size, root: Path, log: Callable[[str], None] = print) -> Plan:
-    """Prepare each arm's data (in this process) and list the runs."""
-    tasks: dict[str, Task] = {}
-    slots: dict[tuple[str, str, int, int], str] = {}
-    for claim in claims:
-        for arm in claim.arms:
-            for seed in size.seeds:
-                extra: list[str] = []
-                if arm.prepare is not None:
-                    folder = root / "data" / claim.name / f"s{seed}"
-                    with quiet(root / "logs" / f"prepare-{claim.name}-{arm.name}-s{seed}.log"):
-                        extra = arm.prepare(size, seed, folder)
-                for index, point in enumerate(size.grid):
-                    overrides = tuple(run_overrides(arm, size, point, seed, extra))
-                    key = task_key(overrides)
-                    known = tasks.get(key)
-                    measures = tuple(sorted({*(known.measures if known else ()), *arm.measures}))
-                    tasks[key] = Task(key, overrides, measures)
-                    slots[(claim.name, arm.name, index, seed)] = key
-        log(f"[claims] {claim.name}: planned")
-    return Plan(tasks, slots)
-
-
-def run_all(tasks: Iterable[Task], root: Path, *, jobs: int = 1, fresh: bool = False,
+def run_all(tasks: Iterable[Task], root: Path, *, pool: ProcessPoolExecutor | None = None, fresh: bool = False,
             log: Callable[[str], None] = print) -> Iterator[tuple[Task, dict]]:
-    """Execute tasks (``jobs`` worker processes, or inline for 1), yielding (task, record) as each finishes."""
+    """Execute tasks (in ``pool``, or inline without one), yielding (task, record) as each finishes."""
     tasks = list(tasks)
-    if jobs <= 1:
+    if pool is None:
         for i, task in enumerate(tasks, 1):
             record = execute(task, root, fresh)
             _progress(log, i, len(tasks), task, record)
             yield task, record
         return
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-        futures = {pool.submit(execute, task, root, fresh): task for task in tasks}
-        for i, future in enumerate(as_completed(futures), 1):
-            task = futures[future]
-            record = future.result()
-            _progress(log, i, len(tasks), task, record)
-            yield task, record
+    futures = {pool.submit(execute, task, root, fresh): task for task in tasks}
+    for i, future in enumerate(as_completed(futures), 1):
+        task = futures[future]
+        record = future.result()
+        _progress(log, i, len(tasks), task, record)
+        yield task, record
 
 
 def _progress(log: Callable[[str], None], i: int, n: int, task: Task, record: dict) -> None:

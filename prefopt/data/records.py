@@ -122,6 +122,9 @@ def _where(source: str, index: int | str, name: str) -> str:
     return f"{source} {_at(index)}: field '{name}'"
 
 
+ROLES = ("system", "user", "assistant", "tool")  # the roles chat templates render
+
+
 def _named(fields: dict[str, str], name: str) -> str:
     """The user's name for a canonical field (a schema reader's ``_fields``: ``responses[2]`` → ``answers[0].answer``,
     or by its root under a column map: ``chosen`` → ``good``)."""
@@ -131,10 +134,21 @@ def _named(fields: dict[str, str], name: str) -> str:
     return fields[root] + name[len(root):] if root in fields else name
 
 
-def _check_text(value: Any, source: str, index: int, name: str, allow_empty: bool = False) -> None:
+def _check_text(value: Any, source: str, index: int, name: str, allow_empty: bool = False,
+                needs: str | None = None) -> None:
+    """A string, or chat messages with known roles and text content; ``needs``: a role that must appear (a
+    prompt's ``user``, a response's ``assistant``)."""
     if is_messages(value):
         if not value or any(not isinstance(m.get("content"), str) for m in value):
             raise PreferenceDataError(f"{_where(source, index, name)} has a message without text 'content'")
+        roles = [m.get("role") for m in value]
+        unknown = [r for r in roles if r not in ROLES]
+        if unknown:
+            raise PreferenceDataError(f"{_where(source, index, name)} has a message with role {unknown[0]!r}; "
+                                      f"valid roles: {', '.join(ROLES)}")
+        if needs and needs not in roles:
+            raise PreferenceDataError(f"{_where(source, index, name)} has no {needs!r} message (roles: "
+                                      f"{', '.join(roles)})")
         if not allow_empty and not "".join(m["content"] for m in value).strip():
             raise PreferenceDataError(f"{_where(source, index, name)} is empty")
     elif isinstance(value, str):
@@ -168,6 +182,10 @@ def normalize_row(row: dict[str, Any], *, index: int | str, source: str, allow_e
     if not isinstance(row, dict):
         raise PreferenceDataError(f"{source} {_at(index)}: expected an object, got {type(row).__name__}")
     fields = row.get("_fields") or {}  # the user's names of the canonical fields (prefopt.data.schemas)
+    if "responses" in row and ("chosen" in row or "rejected" in row):
+        both = ", ".join(k for k in ("chosen", "rejected") if k in row)
+        raise PreferenceDataError(f"{source} {_at(index)}: has both a list (responses/scores) and a pair ({both}); "
+                                  "keep one form per row")
     if "responses" in row:
         responses, scores = row["responses"], row.get("scores")
         names = [f"responses[{k}]" for k in range(len(responses) if isinstance(responses, list) else 0)]
@@ -188,7 +206,7 @@ def normalize_row(row: dict[str, Any], *, index: int | str, source: str, allow_e
     names = [_named(fields, n) for n in names]
     if "prompt" not in row:
         raise PreferenceDataError(f"{_where(source, index, _named(fields, 'prompt'))} is missing")
-    _check_text(row["prompt"], source, index, _named(fields, "prompt"))
+    _check_text(row["prompt"], source, index, _named(fields, "prompt"), needs="user")
     if not isinstance(responses, list) or len(responses) < 2:
         n = len(responses) if isinstance(responses, list) else "not a list"
         raise PreferenceDataError(f"{_where(source, index, _named(fields, 'responses'))} needs at least 2 responses, "
@@ -197,7 +215,9 @@ def normalize_row(row: dict[str, Any], *, index: int | str, source: str, allow_e
         raise PreferenceDataError(f"{_where(source, index, _named(fields, 'scores'))} must be a list of "
                                   f"{len(responses)} numbers, one per response; got {scores!r}")
     for k, response in enumerate(responses):
-        _check_text(response, source, index, names[k], allow_empty)
+        _check_text(response, source, index, names[k], allow_empty, needs="assistant")
+    if row.get("segments") is not None:
+        _check_segments(row["segments"], responses, source, index)
     record = {
         "prompt": row["prompt"],
         "responses": list(responses),
@@ -209,6 +229,30 @@ def normalize_row(row: dict[str, Any], *, index: int | str, source: str, allow_e
     extra = {k: row[k] for k in ("score_chosen", "score_rejected") if k in row}
     record["meta"].update(extra)  # kept for transforms that need the raw scale (reward-augmented pairs)
     return record
+
+
+def _check_segments(segments: Any, responses: list, source: str, index: int | str) -> None:
+    """RRPO's ``segments``: one entry per response (None or a list of [start, end) character spans of its text)."""
+    if not isinstance(segments, list) or len(segments) != len(responses):
+        raise PreferenceDataError(f"{_where(source, index, 'segments')} must be a list with one entry per response "
+                                  f"({len(responses)}), got {segments!r}"[:300])
+    for k, (spans, response) in enumerate(zip(segments, responses, strict=True)):
+        if spans is None:
+            continue
+        turns = [m for m in response if m.get("role") == "assistant"] if is_messages(response) else None
+        if turns is not None and len(turns) != 1:
+            raise PreferenceDataError(f"{_where(source, index, f'segments[{k}]')} needs the response to be one "
+                                      f"assistant message, got {len(turns)}")
+        text = turns[0]["content"] if turns is not None else response
+        if not isinstance(spans, list):
+            raise PreferenceDataError(f"{_where(source, index, f'segments[{k}]')} must be a list of [start, end] "
+                                      f"spans, got {spans!r}"[:300])
+        for i, span in enumerate(spans):
+            if not (isinstance(span, list) and len(span) == 2 and all(type(v) is int for v in span)
+                    and 0 <= span[0] < span[1] <= len(text)):
+                raise PreferenceDataError(f"{_where(source, index, f'segments[{k}]')} span {i} = {span!r} is not a "
+                                          f"[start, end) character range inside the response ({len(text)} "
+                                          "characters)"[:300])
 
 
 def prompt_key(prompt: str | list[dict[str, Any]]) -> str:
@@ -237,8 +281,9 @@ def normalize_rows(rows: Iterable[dict[str, Any]], *, source: str, report: DataR
     counting them. Every bad row is reported in one ``PreferenceDataError`` (one line each, up to
     ``MAX_REPORTED``); ``where[i]`` names row i's location (``"line 7"``), else its 0-based index is used."""
     report = report or DataReport()
-    records, errors = [], []
+    records, errors, rows_seen = [], [], []
     for index, row in enumerate(rows):
+        rows_seen.append(row)
         report.rows += 1
         try:
             record = normalize_row(row, index=where[index] if where else index, source=source,
@@ -253,6 +298,12 @@ def normalize_rows(rows: Iterable[dict[str, Any]], *, source: str, report: DataR
             report.drop(reason)
         else:
             records.append(record)
+    weighted = [index for index, row in enumerate(rows_seen) if isinstance(row, dict) and row.get("weight") is not None]
+    if weighted and len(weighted) < len(rows_seen) and not errors:  # the collator batches a weight for all or none
+        have = set(weighted)
+        missing = next(i for i in range(len(rows_seen)) if i not in have)
+        errors.append(f"{source} {_at(where[missing] if where else missing)}: field 'weight' is missing, but "
+                      f"{len(weighted)} of {len(rows_seen)} rows have one; give every row a weight, or none")
     if errors:
         more = f"\n({len(errors) - MAX_REPORTED} more bad rows)" if len(errors) > MAX_REPORTED else ""
         raise PreferenceDataError("\n".join(errors[:MAX_REPORTED]) + more)
@@ -278,13 +329,15 @@ def load_prompts(spec: str, *, split: str = "train", gold_field: str | None = No
         prompt = row if isinstance(row, str) else row.get("prompt") if isinstance(row, dict) else None
         if prompt is None:
             raise PreferenceDataError(f"{spec} {index}: field 'prompt' is missing")
-        _check_text(prompt, spec, index, "prompt")
+        _check_text(prompt, spec, index, "prompt", needs="user")
         if gold_field is None:
             prompts.append(prompt)
             continue
         gold = row.get(gold_field) if isinstance(row, dict) else None
         if gold is None:
             raise PreferenceDataError(f"{spec} {index}: field '{gold_field}' (data.gold_field) is missing")
-        _check_text(gold, spec, index, gold_field)
+        _check_text(gold, spec, index, gold_field, needs="assistant")
         prompts.append((prompt, gold))
+    if not prompts:
+        raise PreferenceDataError(f"{spec}: no prompts in it (the file is empty or holds only blank lines)")
     return prompts

@@ -27,11 +27,11 @@ from prefopt.data.sources import load_data
 from prefopt.data.tokenize import as_chat, chat_records
 from prefopt.distributed import is_main_process, main_value, shard_call
 from prefopt.rounds import pairing
-from prefopt.rounds.evaluate import held_out_keys, reward_spec
+from prefopt.rounds.evaluate import held_out_keys, prompt_token_cap, reward_spec
 from prefopt.rounds.scorers import make_scorer
 from prefopt.rounds.scoring import score_records, shard_unit
 from prefopt.rounds.weighting import RoundContext, apply_weighting
-from prefopt.run_folder import RoundPaths, RunFolder, write_text_atomic
+from prefopt.run_folder import RoundPaths, RunFolder
 from prefopt.seeds import prompt_seed, replay_seed, round_seed
 from prefopt.stages import stage
 from prefopt.world.worlds import resolve, world_of, world_prompts
@@ -64,7 +64,7 @@ def _sample(cfg: DictConfig, policy, tokenizer, prompts: list, index: int) -> li
         out = generate.sample_sharded(policy, tokenizer, prompts, seeds=seeds, k=g.k, max_new_tokens=g.max_new_tokens,
                                       temperature=g.temperature, top_p=g.top_p, top_k=g.top_k,
                                       batch_size=g.batch_size, backend=g.backend, vllm_options=_container(g.vllm),
-                                      chat_template=False)
+                                      chat_template=False, max_prompt_tokens=prompt_token_cap(cfg))
         s.note = f"{len(prompts) * g.k} responses to {len(prompts)} prompts"
     return out
 
@@ -146,7 +146,8 @@ def build_records(cfg: DictConfig, ctx: RoundContext, index: int, report: dict) 
     scorer = None
     if spec is not None:
         with stage("score", f"round {index} score") as s:
-            scorer = make_scorer(spec, policy=ctx.policy, ref=ctx.previous, tokenizer=ctx.tokenizer)
+            scorer = make_scorer(spec, policy=ctx.policy, ref=ctx.previous, tokenizer=ctx.tokenizer,
+                                 reward_timeout_s=cfg.reward_timeout_s)
             records = score_records(scorer, records)
             s.note = f"{sum(len(r['responses']) for r in records)} responses ({type(scorer).__name__})"
     weighting = _container(cfg.weighting)
@@ -253,8 +254,8 @@ def build_round_data(cfg: DictConfig, ctx: RoundContext, *, index: int, round_di
                 "generation.k or generation.temperature, or loosen pairing.options")
         # validates (a user's file was checked on load) and drops lists left without a preference
         records, _ = normalize_rows(records, source=f"round {index} data", allow_empty=True)
-        if is_main_process():
-            write_text_atomic(path, "".join(json.dumps(r) + "\n" for r in records))
+        if is_main_process():  # fingerprinted: a resume reuses it only as written
+            RunFolder(round_dir.parent).write_text(path, "".join(json.dumps(r) + "\n" for r in records))
         records = main_value(records)  # every process trains on exactly the lists the main process saved
     spec = get_loss(cfg.loss.name)
     segment_fn = None

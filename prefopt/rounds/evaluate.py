@@ -30,7 +30,7 @@ from prefopt.data.sources import data_key, load_data, sources_of
 from prefopt.data.tokenize import as_chat
 from prefopt.distributed import shard_call
 from prefopt.rounds.generate import Prompt, sample_sharded
-from prefopt.rounds.scoring import Scorer, check_score, prompt_text, resolve_import_path, response_text
+from prefopt.rounds.scoring import Scorer, call_reward, check_score, prompt_text, resolve_import_path, response_text
 from prefopt.seeds import WORLD_EVAL_SEED, derive_seed, eval_seed
 from prefopt.world.worlds import world_of, world_prompts
 
@@ -55,7 +55,8 @@ def mean_ci95(values: Sequence[float]) -> dict[str, float]:
 def evaluate_samples(model, tokenizer, prompts: Sequence[Prompt], reward_fn: Callable[[Prompt, str], float] | None,
                      *, samples_per_prompt: int = 1, max_new_tokens: int, temperature: float = 1.0, seed: int = 0,
                      batch_size: int = 256, progress: bool = False, desc: str = "evaluate",
-                     chat_template: bool = True, scorer: Scorer | None = None) -> list[dict[str, Any]]:
+                     chat_template: bool = True, scorer: Scorer | None = None, max_prompt_tokens: int | None = None,
+                     timeout_s: float | None = None) -> list[dict[str, Any]]:
     """Sample ``samples_per_prompt`` responses per prompt and score each: every sample with its reward.
 
     Every process must call this; each evaluates a share of the prompts (prompt i seeded ``derive_seed(seed, i)``,
@@ -69,15 +70,16 @@ def evaluate_samples(model, tokenizer, prompts: Sequence[Prompt], reward_fn: Cal
     seeds = [derive_seed(seed, i) for i in range(len(prompts))]
     responses = sample_sharded(model, tokenizer, prompts, seeds=seeds, k=samples_per_prompt,
                                max_new_tokens=max_new_tokens, temperature=temperature, batch_size=batch_size,
-                               progress=progress, desc=desc, chat_template=chat_template)
+                               progress=progress, desc=desc, chat_template=chat_template,
+                               max_prompt_tokens=max_prompt_tokens)
 
     def rewards(indices: list[int], share: list, lists: list[list[str]]) -> list[list[float]]:
         if scorer is not None:
             return [[check_score(v, i, k, "scorer") for k, v in enumerate(row)]
                     for i, row in zip(indices, scorer(share, lists), strict=True)]
         # the reward contract, as in scoring: plain strings (the last user turn of a chat prompt), a finite number
-        return [[check_score(reward_fn(prompt_text(p), response_text(r)), i, k, "reward") for k, r in enumerate(rs)]
-                for i, p, rs in zip(indices, share, lists, strict=True)]
+        return [[call_reward(reward_fn, prompt_text(p), response_text(r), i, k, "reward", timeout_s)
+                 for k, r in enumerate(rs)] for i, p, rs in zip(indices, share, lists, strict=True)]
 
     rows = shard_call(rewards, list(range(len(prompts))), list(prompts), responses)  # a reward may be costly
     return [{"index": i, "sample": k, "prompt": p, "response": r, "reward": x}
@@ -88,7 +90,8 @@ def evaluate_samples(model, tokenizer, prompts: Sequence[Prompt], reward_fn: Cal
 def evaluate_reward(model, tokenizer, prompts: Sequence[Prompt], reward_fn: Callable[[Prompt, str], float], *,
                     samples_per_prompt: int = 1, max_new_tokens: int, temperature: float = 1.0, seed: int = 0,
                     batch_size: int = 256, progress: bool = False, desc: str = "evaluate",
-                    chat_template: bool = True) -> dict[str, float]:
+                    chat_template: bool = True, max_prompt_tokens: int | None = None,
+                    timeout_s: float | None = None) -> dict[str, float]:
     """Sample ``samples_per_prompt`` responses per prompt and summarise ``reward_fn(prompt, response)``.
 
     Every process must call this; each evaluates a share of the prompts (prompt i seeded ``derive_seed(seed, i)``).
@@ -100,7 +103,8 @@ def evaluate_reward(model, tokenizer, prompts: Sequence[Prompt], reward_fn: Call
     """
     samples = evaluate_samples(model, tokenizer, prompts, reward_fn, samples_per_prompt=samples_per_prompt,
                                max_new_tokens=max_new_tokens, temperature=temperature, seed=seed,
-                               batch_size=batch_size, progress=progress, desc=desc, chat_template=chat_template)
+                               batch_size=batch_size, progress=progress, desc=desc, chat_template=chat_template,
+                               max_prompt_tokens=max_prompt_tokens, timeout_s=timeout_s)
     return mean_ci95([s["reward"] for s in samples])
 
 
@@ -118,6 +122,12 @@ def paired_win_rate(samples: Sequence[dict], baseline: Sequence[dict]) -> dict[s
         win = 1.0 if a["reward"] > b["reward"] else 0.5 if a["reward"] == b["reward"] else 0.0
         per_prompt.setdefault(a["index"], []).append(win)
     return mean_ci95([math.fsum(v) / len(v) for v in per_prompt.values()])
+
+
+def prompt_token_cap(cfg: DictConfig) -> int | None:
+    """Prompt tokens kept for generation: ``data.max_prompt_length``, else ``data.max_length`` (a longer prompt
+    could not be trained on whole anyway); None when both are None."""
+    return cfg.data.max_prompt_length or cfg.data.max_length or None
 
 
 def reward_spec(cfg: DictConfig) -> str | None:
@@ -205,7 +215,8 @@ class RewardEval:
     max_new_tokens: int
     temperature: float
     seed: int
-
+    max_prompt_tokens: int | None = None
+    timeout_s: float | None = None
     scorer: Scorer | None = None  # rates each response on its own; replaces reward_fn (prefopt eval's scorer=)
 
     @classmethod
@@ -217,14 +228,15 @@ class RewardEval:
         prompts = as_chat(found[0], tokenizer, cfg.data.chat_template, given=found[1] != "world")
         return cls(prompts, resolve_import_path(spec) if scorer is None else None, tokenizer,
                    cfg.eval.samples_per_prompt, cfg.generation.max_new_tokens, cfg.eval.temperature,
-                   eval_seed(cfg.train.seed), scorer)
+                   eval_seed(cfg.train.seed), prompt_token_cap(cfg), cfg.reward_timeout_s, scorer)
 
     def samples(self, model) -> list[dict[str, Any]]:
         """Every sample with its reward (``evaluate_samples``)."""
         return evaluate_samples(model, self.tokenizer, self.prompts, self.reward_fn,
                                 samples_per_prompt=self.samples_per_prompt, max_new_tokens=self.max_new_tokens,
                                 temperature=self.temperature, seed=self.seed, progress=True, scorer=self.scorer,
-                                chat_template=False)  # from_config decided per data.chat_template
+                                chat_template=False,  # from_config decided per data.chat_template
+                                max_prompt_tokens=self.max_prompt_tokens, timeout_s=self.timeout_s)
 
     def __call__(self, model) -> dict[str, float]:
         return mean_ci95([s["reward"] for s in self.samples(model)])

@@ -51,11 +51,17 @@ def render_prompt(tokenizer, prompt: Prompt, chat_template: bool = True) -> tupl
     return prompt, True
 
 
-def _prompt_ids(tokenizer, prompts: Sequence[Prompt], chat_template: bool = True) -> list[list[int]]:
+def _prompt_ids(tokenizer, prompts: Sequence[Prompt], chat_template: bool = True,
+                max_prompt_tokens: int | None = None) -> list[list[int]]:
+    """Token ids of each rendered prompt; with ``max_prompt_tokens``, only the last that many (the end of the
+    prompt, with the chat template's generation prompt, is what the response continues; as
+    ``data.max_prompt_length`` keeps the last prompt tokens in training). An overlong prompt is cut here, before
+    any generation: a 50,000-token prompt would otherwise ask the model for a 50,000² attention."""
     ids = []
     for prompt in prompts:
         text, add_special = render_prompt(tokenizer, prompt, chat_template)
-        ids.append(tokenizer(text, add_special_tokens=add_special)["input_ids"])
+        row = tokenizer(text, add_special_tokens=add_special)["input_ids"]
+        ids.append(row[-max_prompt_tokens:] if max_prompt_tokens and len(row) > max_prompt_tokens else row)
     return ids
 
 
@@ -122,7 +128,7 @@ def sample(model, tokenizer, prompts: Sequence[Prompt], *, k: int = 1, max_new_t
            temperature: float = 1.0, top_p: float = 1.0, top_k: int = 0, batch_size: int = 64, seed: int = 0,
            seeds: Sequence[int] | None = None, progress: bool = True, backend: str = "hf",
            vllm_options: dict[str, Any] | None = None, desc: str = "generate",
-           chat_template: bool = True) -> list[list[str]]:
+           chat_template: bool = True, max_prompt_tokens: int | None = None) -> list[list[str]]:
     """K sampled responses for each prompt, in prompt order: ``out[i][j]`` is prompt i's j-th response.
 
     Args:
@@ -141,6 +147,7 @@ def sample(model, tokenizer, prompts: Sequence[Prompt], *, k: int = 1, max_new_t
         vllm_options: ``vllm.LLM`` arguments for the engine (``prefopt.rounds.vllm_engine.ENGINE_DEFAULTS``).
         chat_template: send plain-string prompts as a user turn when the tokenizer has a chat template; False
             tokenizes them as they are (the run decides per ``data.chat_template``, then passes False).
+        max_prompt_tokens: keep only the last this-many prompt tokens (None: the whole prompt).
 
     Returns:
         ``len(prompts)`` lists of ``k`` strings, with the prompt and special tokens stripped.
@@ -153,7 +160,8 @@ def sample(model, tokenizer, prompts: Sequence[Prompt], *, k: int = 1, max_new_t
     if len(seeds) != len(prompts):
         raise ValueError(f"sample: {len(seeds)} seeds for {len(prompts)} prompts")
     if backend == "vllm":
-        return vllm_sample(model, tokenizer, _prompt_ids(tokenizer, prompts, chat_template), seeds=seeds, k=k,
+        rows = _prompt_ids(tokenizer, prompts, chat_template, max_prompt_tokens)
+        return vllm_sample(model, tokenizer, rows, seeds=seeds, k=k,
                            max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, top_k=top_k,
                            options=vllm_options, progress=progress)
     if backend != "hf":
@@ -165,7 +173,7 @@ def sample(model, tokenizer, prompts: Sequence[Prompt], *, k: int = 1, max_new_t
     tokenizer.padding_side = "left"
     try:
         with eval_mode(model), torch.random.fork_rng(devices=_cuda_devices(model)):
-            return _sample_hf(model, tokenizer, _prompt_ids(tokenizer, prompts, chat_template), k=k,
+            return _sample_hf(model, tokenizer, _prompt_ids(tokenizer, prompts, chat_template, max_prompt_tokens), k=k,
                               max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, top_k=top_k,
                               batch_size=batch_size, seeds=row_seeds, progress=progress, desc=desc)
     finally:
@@ -190,7 +198,8 @@ def sample_sharded(model, tokenizer, prompts: Sequence[Prompt], *, seeds: Sequen
         return shard_call(lambda ps, ss: sample(model, tokenizer, ps, seeds=ss, k=k, batch_size=batch_size,
                                                 backend=backend, progress=progress, **kwargs), prompts, seeds)
     desc = kwargs.pop("desc", "generate")
-    lengths = [len(ids) for ids in _prompt_ids(tokenizer, prompts, kwargs.get("chat_template", True))]
+    lengths = [len(ids) for ids in _prompt_ids(tokenizer, prompts, kwargs.get("chat_template", True),
+                                               kwargs.get("max_prompt_tokens"))]
     batches = sorted_batches(lengths, max(1, batch_size // k))
     run = lambda batch: sample(model, tokenizer, [prompts[i] for i in batch], seeds=[seeds[i] for i in batch], k=k,
                                batch_size=len(batch) * k, progress=False, **kwargs)  # one generate call

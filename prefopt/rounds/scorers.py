@@ -142,7 +142,7 @@ def smoke_scorer(spec) -> Any:
     return {**(scorer_spec(smoke)), **kept}
 
 
-def make_scorer(spec, *, policy=None, ref=None, tokenizer=None) -> Scorer:
+def make_scorer(spec, *, policy=None, ref=None, tokenizer=None, reward_timeout_s: float | None = None) -> Scorer:
     """Build a scorer from a recipe entry.
 
     Args:
@@ -155,11 +155,14 @@ def make_scorer(spec, *, policy=None, ref=None, tokenizer=None) -> Scorer:
             ``prefopt.rounds.labels.TRANSFORMS`` applied to its output (``mean_win_probability``: LiPO's labels).
         policy, ref, tokenizer: the live models the self-judging scorers use (``ref=None``: round 0, no
             reference yet, CREAM's length-normalised likelihood).
+        reward_timeout_s: a reward function's time limit per call (the run's ``reward_timeout_s``).
     """
     if callable(spec) and not isinstance(spec, (str, Mapping)):
         return spec
     spec = scorer_spec(spec)
     kind, transform = spec.pop("type"), spec.pop("transform", "none")
+    if kind == "reward_fn" and reward_timeout_s:
+        spec.setdefault("timeout_s", reward_timeout_s)
     if transform not in TRANSFORMS:  # checked before a judge or reward model is loaded
         raise ValueError(f"unknown scorer transform {transform!r}; valid: {', '.join(sorted(TRANSFORMS))}")
     builder, keys, needs, _ = SCORERS[kind]

@@ -18,7 +18,11 @@ from __future__ import annotations
 import importlib
 import math
 import numbers
-from collections.abc import Callable
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, Protocol, runtime_checkable
 
 import torch
@@ -30,7 +34,27 @@ from prefopt.tensors import eval_mode, pad_rows
 
 
 class ScoringError(ValueError):
-    """A scorer returned something that is not a usable score; the message names the prompt and response."""
+    """A scorer failed or returned something that is not a usable score. The message names the prompt by its
+    index in the call; ``score_records`` turns that into the run's global index, with the start of its text."""
+
+    def __init__(self, message: str, *, prompt: int | None = None, response: int | None = None, text: Any = None):
+        self.template, self.prompt, self.response = message, prompt, response
+        where = "a prompt" if prompt is None else f"prompt {prompt}"
+        where += f" ({_start(text)})" if text is not None else ""
+        where += f", response {response}" if response is not None else ""
+        super().__init__(message.replace(PLACE, where))
+
+    def at(self, index: int, text: Any) -> ScoringError:
+        """The same error, naming prompt ``index`` (the run's) and the start of its text."""
+        return ScoringError(self.template, prompt=index, response=self.response, text=text)
+
+
+PLACE = "\x00where\x00"  # in a message: "prompt i ('its text…'), response k", filled in by ScoringError
+
+
+def _start(text: Any) -> str:
+    text = text if isinstance(text, str) else str(text)
+    return repr(text[:40] + ("…" if len(text) > 40 else ""))
 
 
 @runtime_checkable
@@ -62,20 +86,74 @@ def response_text(response: str | list[dict]) -> str:
     return turns[-1]
 
 
-def check_score(value: Any, i: int, k: int, source: str) -> float:
-    """A finite float from a scorer's raw output, or a ``ScoringError`` naming prompt ``i`` and response ``k``."""
-    if hasattr(value, "item") and not isinstance(value, numbers.Real):  # 0-d tensors and arrays
+def as_score(value: Any) -> float | None:
+    """The documented return types of a reward as a float: a Python number, ``bool`` (1/0), a numpy scalar or a
+    one-element array or tensor; None for anything else. Not checked for finiteness."""
+    if hasattr(value, "item") and not isinstance(value, numbers.Real):  # 0-d tensors and arrays, numpy bool_
         try:
             value = value.item()
-        except (ValueError, RuntimeError):
-            pass  # a multi-element array: rejected just below as not a number
+        except (ValueError, RuntimeError, TypeError):
+            return None  # a multi-element array
     if not isinstance(value, numbers.Real):  # bool is Real: a pass/fail reward reads as 1/0
-        raise ScoringError(f"{source} returned {value!r} ({type(value).__name__}) for prompt {i}, response {k}; "
-                           "expected a number")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ScoringError(f"{source} returned {value} for prompt {i}, response {k}; expected a finite number")
-    return value
+        return None
+    try:
+        return float(value)
+    except (OverflowError, ValueError):  # an int too large for a float
+        return None
+
+
+def check_score(value: Any, i: int, k: int, source: str, text: Any = None) -> float:
+    """A finite float from a scorer's raw output (``as_score``), or a ``ScoringError`` naming prompt ``i`` and
+    response ``k`` (and the start of the prompt's ``text`` when given)."""
+    number = as_score(value)
+    if number is not None and math.isfinite(number):
+        return number
+    got = f"{str(value)[:80]!r} ({type(value).__name__})" if number is None else str(number)
+    raise ScoringError(f"{source} returned {got} for {PLACE}; expected a finite number", prompt=i, response=k,
+                       text=text)
+
+
+class RewardTimeout(Exception):
+    """Raised inside a reward call that ran past ``reward_timeout_s``."""
+
+
+@contextmanager
+def _deadline(seconds: float | None) -> Iterator[None]:
+    """``RewardTimeout`` if the block runs longer than ``seconds``: by SIGALRM in the main thread (it interrupts a
+    reward stuck in Python code or a sleep); elsewhere only once the call returns."""
+    use_alarm = bool(seconds) and hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+    if use_alarm:
+        def alarm(signum, frame):
+            raise RewardTimeout
+        previous = signal.signal(signal.SIGALRM, alarm)
+        signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        if use_alarm:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+
+
+def call_reward(fn: Callable, prompt: str, response: str, i: int, k: int, source: str,
+                timeout_s: float | None = None) -> float:
+    """One call of a reward under the contract: plain strings in, a finite number out (``as_score``), within
+    ``timeout_s``. Any failure is a ``ScoringError`` naming prompt ``i`` (with the start of its text) and
+    response ``k``; the reward's own exception is kept as its cause."""
+    start = time.perf_counter()
+    try:
+        with _deadline(timeout_s):
+            value = fn(prompt, response)
+    except RewardTimeout:
+        raise ScoringError(f"{source} took longer than reward_timeout_s={timeout_s}s on {PLACE}; make it faster or "
+                           "raise reward_timeout_s", prompt=i, response=k, text=prompt) from None
+    except Exception as err:
+        raise ScoringError(f"{source} raised {type(err).__name__}: {str(err)[:200]} on {PLACE}", prompt=i,
+                           response=k, text=prompt) from err
+    if timeout_s and time.perf_counter() - start > timeout_s:  # a call the alarm could not interrupt
+        raise ScoringError(f"{source} took {time.perf_counter() - start:.1f}s (> reward_timeout_s={timeout_s}) on "
+                           f"{PLACE}", prompt=i, response=k, text=prompt)
+    return check_score(value, i, k, source, prompt)
 
 
 def check_lists(prompts: list, lists: list[list], source: str) -> None:
@@ -102,7 +180,18 @@ def score_records(scorer: Scorer, records: list[dict]) -> list[dict]:
 
     Every process must call this (each scores a share); a scorer must score each list on its own (all do).
     """
-    scores = shard_call(scorer, [r["prompt"] for r in records], [r["responses"] for r in records],
+    prompts = [r["prompt"] for r in records]
+
+    def scored(indices: list[int], chunk: list, lists: list[list]) -> list[list[float]]:
+        try:
+            return scorer(chunk, lists)
+        except ScoringError as err:  # the scorer counts prompts within its chunk: name the run's prompt
+            if err.prompt is None or not 0 <= err.prompt < len(indices):
+                raise
+            i = indices[err.prompt]
+            raise err.at(i, prompt_text_or_repr(prompts[i])) from err.__cause__
+
+    scores = shard_call(scored, list(range(len(records))), prompts, [r["responses"] for r in records],
                         unit=shard_unit(scorer))
     out = []
     for i, (record, row) in enumerate(zip(records, scores, strict=True)):
@@ -112,6 +201,13 @@ def score_records(scorer: Scorer, records: list[dict]) -> list[dict]:
         meta = {**record.get("meta", {}), "scorer": type(scorer).__name__}
         out.append({**record, "scores": [float(s) for s in row], "meta": meta})
     return out
+
+
+def prompt_text_or_repr(prompt: Any) -> str:
+    try:
+        return prompt_text(prompt)
+    except ScoringError:
+        return str(prompt)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -127,6 +223,12 @@ def resolve_import_path(path: str) -> Callable:
         obj: Any = importlib.import_module(module_name)
     except ModuleNotFoundError as err:
         raise ImportError(f"reward function {path!r}: cannot import module {module_name!r} ({err})") from err
+    except BaseException as err:  # the module itself fails: SyntaxError, an exception or sys.exit at import
+        if isinstance(err, KeyboardInterrupt):
+            raise
+        where = f" ({err.filename}, line {err.lineno})" if isinstance(err, SyntaxError) else ""
+        raise ImportError(f"reward function {path!r}: importing module {module_name!r} failed with "
+                          f"{type(err).__name__}: {getattr(err, 'msg', None) or err}{where}") from err
     for attr in attr_path.split("."):
         if not hasattr(obj, attr):
             raise ImportError(f"reward function {path!r}: module {module_name!r} has no attribute {attr_path!r}")
@@ -144,9 +246,10 @@ class RewardFnScorer:
     and response index: a silent NaN would poison every pairing and loss downstream.
     """
 
-    def __init__(self, fn: str | Callable[[str, str], float]):
+    def __init__(self, fn: str | Callable[[str, str], float], timeout_s: float | None = None):
         self.name = fn if isinstance(fn, str) else getattr(fn, "__qualname__", repr(fn))
         self.fn = resolve_import_path(fn) if isinstance(fn, str) else fn
+        self.timeout_s = timeout_s
 
     def __call__(self, prompts: list, lists: list[list]) -> list[list[float]]:
         check_lists(prompts, lists, f"reward function {self.name}")
@@ -154,8 +257,8 @@ class RewardFnScorer:
         rows = tqdm(zip(prompts, lists, strict=True), total=len(prompts), desc="score", unit="prompt")
         for i, (prompt, responses) in enumerate(rows):
             text = prompt_text(prompt)
-            out.append([check_score(self.fn(text, response_text(r)), i, k, f"reward function {self.name}")
-                        for k, r in enumerate(responses)])
+            out.append([call_reward(self.fn, text, response_text(r), i, k, f"reward function {self.name}",
+                                    self.timeout_s) for k, r in enumerate(responses)])
         return out
 
 

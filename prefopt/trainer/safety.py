@@ -9,6 +9,7 @@ without the state file; ``last_usable_checkpoint`` skips it, and so does ``resum
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -45,17 +46,48 @@ def finite_state(folder: Path) -> bool:
     return True
 
 
-def usable_checkpoints(folder: str | Path) -> list[Path]:
-    """``checkpoint-N`` folders under ``folder`` that are complete and finite, newest (highest N) first."""
+def checkpoint_problem(path: Path, verify: Callable[[Path], str | None] | None = None) -> str | None:
+    """Why the checkpoint folder cannot be resumed from, or None: half-written (no ``trainer_state.json``), not
+    what the run wrote (``verify``: the run folder's fingerprints), unreadable (a truncated weight file) or
+    holding a NaN/inf."""
+    if not (path / STATE_FILE).exists():
+        return f"half-written (no {STATE_FILE})"
+    if verify is not None:
+        problem = verify(path)
+        if problem:
+            return problem
+    try:
+        return None if finite_state(path) else "its weights hold a NaN or inf, or are missing"
+    except Exception as err:  # a truncated or corrupt weight file: safetensors/torch raise many kinds
+        return f"its weights cannot be read ({type(err).__name__}: {str(err)[:120]})"
+
+
+def usable_checkpoints(folder: str | Path, verify: Callable[[Path], str | None] | None = None,
+                       skipped: list[str] | None = None) -> list[Path]:
+    """``checkpoint-N`` folders under ``folder`` that are complete, verified and finite, newest (highest N) first;
+    ``skipped`` collects one line per checkpoint left out (``checkpoint-5: half-written ...``)."""
     folder = Path(folder)
     if not folder.exists():
         return []
     found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := re.fullmatch(r"checkpoint-(\d+)", p.name))]
-    return [p for _, p in sorted(found, reverse=True) if (p / STATE_FILE).exists() and finite_state(p)]
+    usable = []
+    for _, path in sorted(found, reverse=True):
+        problem = checkpoint_problem(path, verify)
+        if problem is None:
+            usable.append(path)
+        elif skipped is not None:
+            skipped.append(f"{path.name}: {problem}")
+    return usable
 
 
-def last_usable_checkpoint(folder: str | Path) -> Path | None:
-    usable = usable_checkpoints(folder)
+def last_usable_checkpoint(folder: str | Path, verify: Callable[[Path], str | None] | None = None,
+                           skipped: list[str] | None = None) -> Path | None:
+    """The newest usable checkpoint (``usable_checkpoints``); the ones newer than it that were skipped go to
+    ``skipped``."""
+    usable = usable_checkpoints(folder, verify, skipped)
+    if usable and skipped is not None:
+        newest = int(usable[0].name.split("-")[1])
+        skipped[:] = [s for s in skipped if int(s.split(":")[0].split("-")[1]) > newest]
     return usable[0] if usable else None
 
 

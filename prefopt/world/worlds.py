@@ -36,6 +36,10 @@ class World:
 WORLDS: dict[str, World] = {
     "tiny": World(name="tiny", reward="prefopt.world.tasks:reward", prompts="prefopt.world.tasks:make_prompts",
                   overlay="worlds/tiny", gold="prefopt.world.tasks:solve"),
+    # SmolLM2-135M-Instruct, fetched into prefopt's cache on first use (prefopt/world/fetch.py, docs/worlds.md)
+    "smollm2-135m": World(name="smollm2-135m", reward="prefopt.world.smollm2:reward",
+                          prompts="prefopt.world.smollm2:prompts", overlay="worlds/smollm2-135m",
+                          model_path="prefopt.world.smollm2:model_path"),
 }
 
 

@@ -94,9 +94,9 @@ def test_reward_fn_world_task_by_import_path():
 
 
 def test_reward_fn_non_finite_or_non_numeric_names_prompt_and_response(rewards_module):
-    with pytest.raises(ScoringError, match=r"prompt 1, response 2"):
+    with pytest.raises(ScoringError, match=r"prompt 1 \('q'\), response 2"):
         RewardFnScorer(f"{rewards_module}:nan_on_b")(["p", "q"], [["a"], ["a", "a", "b"]])
-    with pytest.raises(ScoringError, match=r"prompt 0, response 0.*expected a number"):
+    with pytest.raises(ScoringError, match=r"prompt 0 \('p'\), response 0.*expected a finite number"):
         RewardFnScorer(f"{rewards_module}:echo")(["p"], [["a"]])
     with pytest.raises(ScoringError, match="2 prompts but 1 response lists"):
         RewardFnScorer(f"{rewards_module}:length")(["p", "q"], [["a"]])

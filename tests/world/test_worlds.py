@@ -21,7 +21,7 @@ def test_world_of_the_model_name_or_the_explicit_world():
     assert world_of({"model": "Qwen/Qwen2.5-0.5B-Instruct"}) is None
     assert world_of({"model": "runs/dpo/model", "world": "tiny"}) is WORLDS["tiny"]
     assert uses_world_model({"model": None}) and not uses_world_model({"model": "runs/dpo/model", "world": "tiny"})
-    with pytest.raises(ValueError, match="world='nope' is not a world; valid: tiny"):
+    with pytest.raises(ValueError, match="world=.nope. is not a world; valid: smollm2-135m, tiny"):
         world_of({"model": None, "world": "nope"})
 
 
