@@ -24,7 +24,8 @@ def public() -> dict[str, list[str]]:
         "Losses (`losses`)": ["losses:PreferenceLogps", "losses:LossSpec", "losses:get_loss", "losses:load_loss",
                               "losses:Interval", *loss_fns],
         "Trainer (`prefopt.trainer`)": ["prefopt.trainer:PreferenceTrainer", "prefopt.trainer:ListCollator",
-                                        "prefopt.trainer:precompute_ref_logps", "prefopt.trainer:sequence_logps"],
+                                        "prefopt.trainer:precompute_ref_logps", "prefopt.trainer:sequence_logps",
+                                        "prefopt.trainer:policy_logps"],
         "Data (`prefopt.data`)": ["prefopt.data.sources:load_records", "prefopt.data.sources:load_data",
                                   "prefopt.data.records:normalize_row", "prefopt.data.schemas:to_canonical",
                                   "prefopt.data.tokenize:tokenize_list", "prefopt.data.features:tokenize_records",
@@ -33,9 +34,12 @@ def public() -> dict[str, list[str]]:
             "prefopt.rounds.generate:sample", "prefopt.rounds.scorers:make_scorer", "prefopt.rounds.pairing:build",
             "prefopt.rounds.weighting:apply_weighting", "prefopt.rounds.augment:reward_augment",
             "prefopt.rounds.consistency:consistency", "prefopt.rounds.build:build_round_data",
-            "prefopt.rounds.evaluate:evaluate_reward"],
+            "prefopt.rounds.evaluate:evaluate_reward", "prefopt.rounds.evaluate:evaluate_samples",
+            "prefopt.rounds.evaluate:paired_win_rate"],
         "CHES (`prefopt.ches`)": ["prefopt.ches:ches_scores", "prefopt.ches:apply_ches_filter"],
-        "Runs (`prefopt`)": ["prefopt.config:load_config", "prefopt.run:run", "prefopt.world:load_base_policy"],
+        "Integrations (`prefopt.integrations`)": ["prefopt.integrations.trl:PrefoptDPOTrainer"],
+        "Runs (`prefopt`)": ["prefopt.config:load_config", "prefopt.run:run", "prefopt.world:load_base_policy",
+                             "prefopt.evaluate_cli:main", "prefopt.card:write_model_card", "prefopt.hub:push_run"],
     }
 
 

@@ -34,7 +34,8 @@ EXAMPLES = """examples:
       output_dir=runs/qwen-dpo                          # a real model and dataset
 
   prefopt --help            all keys with defaults      prefopt --help train        one block
-  prefopt recipe=lipo --help   the recipe's values      docs: docs/cli.md"""
+  prefopt recipe=lipo --help   the recipe's values      docs: docs/cli.md
+  prefopt eval model=runs/dpo [baseline=...]   a saved model's reward (and a paired win rate): prefopt eval --help"""
 
 
 LAYERS_TEXT = """Settings resolve in layers, lowest first; each key takes its value from the highest layer that sets it:

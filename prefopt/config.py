@@ -123,12 +123,28 @@ class TrainSettings:
     max_grad_norm: float = key(1.0, "gradient clipping norm")
     logging_steps: int = key(10, "log metrics every this many steps")
     save_steps: int = key(0, "save a checkpoint every this many steps; 0: save only the final model")
+    save_total_limit: int | None = key(None, "keep only the newest this-many checkpoints per round (None: keep all)")
     bf16: bool = key(False, "bfloat16 mixed precision")
     gradient_checkpointing: bool = key(False, "recompute activations in backward to save memory")
     shared_prompt: bool = key(True, "encode each list's prompt once, its responses under a block mask "
                                     "(docs/performance.md)")
     padding_free: bool = key(False, "the lists of a batch in one row, no padding (for flex/flash attention; slower "
                                     "under SDPA)")
+
+
+@dataclass
+class ModelInit:
+    dtype: str | None = key(None, "weights dtype: auto | float32 | bfloat16 | float16; None: float32 (bfloat16 on "
+                                  "CUDA with train.bf16)")
+    attn_implementation: str | None = key(None, "attention backend: eager | sdpa | flash_attention_2 | "
+                                                "flex_attention ...; None: transformers' choice")
+
+
+@dataclass
+class HubSettings:
+    push: bool = key(False, "upload the final model/ (and adapter/) to the Hugging Face hub when the run ends")
+    model_id: str | None = key(None, "the hub repository, user/name (created if missing)")
+    private: bool = key(False, "create the repository private")
 
 
 @dataclass
@@ -159,9 +175,11 @@ class RunConfig:
     loss: dict[str, Any] = key({"name": "dpo"}, "loss.name (see the losses list; a list sums them, weighted by "
                                                 "loss.weights) and its hyper-parameters")
     reference: ReferenceConfig = key(ReferenceConfig, "the reference policy of the loss")
+    model_init: ModelInit = key(ModelInit, "how the model is loaded (from_pretrained options)")
     peft: PeftSettings = key(PeftSettings, "LoRA / QLoRA adapters")
     train: TrainSettings = key(TrainSettings, "the optimisation of each round (transformers TrainingArguments)")
     eval: EvalSettings = key(EvalSettings, "the reward before/after training")
+    hub: HubSettings = key(HubSettings, "push the finished model to the Hugging Face hub")
     rounds: int = key(1, "generate -> score -> train iterations (self-generated data)")
     weighting: dict[str, Any] = key({}, "per-list weight: {type: ..., options}")
     ches: dict[str, Any] | None = key(None, "e.g. {keep_fraction: 0.05}: filter pairs by CHES before training")

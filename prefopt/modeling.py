@@ -1,8 +1,15 @@
-"""Load the policy and its tokenizer: a hub id or local path, or the tiny embedded world; optional (Q)LoRA."""
+"""Load the policy and its tokenizer: a hub id or local path, or the tiny embedded world; optional (Q)LoRA.
+
+``model_init.dtype`` and ``model_init.attn_implementation`` go to every ``from_pretrained`` of a model the run
+trains or scores with (policy, frozen earlier iterates, ``prefopt eval``). They live in their own block, not
+under ``model.``, because ``model`` itself is the model's id or path.
+"""
 
 from __future__ import annotations
 
 import copy
+import json
+from pathlib import Path
 
 import torch
 from omegaconf import DictConfig
@@ -18,7 +25,7 @@ def load_policy(cfg: DictConfig):
         raise ValueError("peft.load_in_4bit=true (QLoRA) needs a CUDA GPU and bitsandbytes; on CPU use "
                          "peft.enabled=true without load_in_4bit")
     path = model_folder(world_of(cfg)) if uses_world_model(cfg) else cfg.model
-    kwargs = {}
+    kwargs = init_kwargs(cfg)
     if cfg.peft.load_in_4bit:
         try:
             import bitsandbytes  # noqa: F401
@@ -27,13 +34,39 @@ def load_policy(cfg: DictConfig):
             raise ImportError("peft.load_in_4bit needs bitsandbytes: pip install 'prefopt[quant]'") from err
         kwargs["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
                                                            bnb_4bit_compute_dtype=torch.bfloat16)
+    model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    return model, load_tokenizer(cfg.tokenizer or path)
+
+
+def init_kwargs(cfg: DictConfig) -> dict:
+    """``from_pretrained`` keyword arguments of ``model_init`` (the dtype defaults to bfloat16 on CUDA with
+    ``train.bf16``, else the library's float32)."""
+    kwargs = {}
+    init = cfg.model_init
+    if init.dtype:
+        kwargs["dtype"] = init.dtype if init.dtype == "auto" else getattr(torch, init.dtype)
     elif cfg.train.bf16 and torch.cuda.is_available():
         kwargs["dtype"] = torch.bfloat16
-    model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
-    tokenizer = AutoTokenizer.from_pretrained(cfg.tokenizer or path)
+    if init.attn_implementation:
+        kwargs["attn_implementation"] = init.attn_implementation
+    return kwargs
+
+
+def adapter_base(path: str | Path) -> str | None:
+    """The base model a PEFT adapter folder was trained on, or None when ``path`` is not an adapter folder."""
+    config = Path(path) / "adapter_config.json"
+    return json.loads(config.read_text()).get("base_model_name_or_path") if config.exists() else None
+
+
+def load_tokenizer(path: str | Path):
+    """The tokenizer saved with a model (an adapter folder without one: its base model's), padding set."""
+    base = adapter_base(path)
+    if base and not (Path(path) / "tokenizer_config.json").exists():
+        path = base
+    tokenizer = AutoTokenizer.from_pretrained(path)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    return model, tokenizer
+    return tokenizer
 
 
 NO_LIMIT = 1_000_000  # transformers' tokenizer.model_max_length is VERY_LARGE_INTEGER when the tokenizer sets none
@@ -69,9 +102,9 @@ def model_lengths(cfg: DictConfig, model, tokenizer) -> DictConfig:
 
 def load_frozen(path: str, cfg: DictConfig):
     """A frozen causal LM (no gradients, eval mode) in the policy's dtype: a model the rounds only score with,
-    e.g. CREAM's M0 (``previous_model``)."""
-    dtype = {"dtype": torch.bfloat16} if cfg.train.bf16 and torch.cuda.is_available() else {}
-    return AutoModelForCausalLM.from_pretrained(path, **dtype).requires_grad_(False).eval()
+    e.g. CREAM's M0 (``previous_model``), or ``prefopt eval``'s. A PEFT adapter folder loads onto its base (through
+    transformers' PEFT integration)."""
+    return AutoModelForCausalLM.from_pretrained(path, **init_kwargs(cfg)).requires_grad_(False).eval()
 
 
 def wrap_peft(model, cfg: DictConfig):

@@ -21,17 +21,20 @@ from accelerate.utils import parse_flag_from_env
 from omegaconf import DictConfig, OmegaConf
 from transformers import AutoModelForCausalLM, TrainerCallback, TrainingArguments, set_seed
 
+from prefopt.card import write_model_card
 from prefopt.config import learning_rates, loss_kwargs, loss_label, loss_spec, public_config
 from prefopt.data.features import tokenize_records
 from prefopt.data.sources import load_eval
 from prefopt.data.tokenize import chat_records
 from prefopt.distributed import main_value
-from prefopt.modeling import load_frozen, load_policy, model_lengths, wrap_peft
+from prefopt.hub import push_run
+from prefopt.modeling import init_kwargs, load_frozen, load_policy, model_lengths, wrap_peft
 from prefopt.outputs import MetricsJsonl, format_reward, peak_memory_mb, plot_curves, write_summary
 from prefopt.rounds.build import RoundData, build_round_data, model_features
-from prefopt.rounds.evaluate import RewardEval
+from prefopt.rounds.evaluate import RewardEval, mean_ci95
 from prefopt.rounds.weighting import RoundContext
 from prefopt.run_folder import RoundPaths, RunFolder, RunLockError, save_folder_atomic
+from prefopt.samples import save_samples
 from prefopt.stages import current_clock, stage, stage_clock, step
 from prefopt.trackers import Tracker, open_tracker, trainer_integrations
 from prefopt.trainer.collate import ListCollator
@@ -58,6 +61,7 @@ def training_arguments(cfg: DictConfig, out: Path, index: int = 0) -> TrainingAr
         **{CHECKPOINTING: t.gradient_checkpointing},
         report_to=trainer_integrations(cfg.report_to), run_name=Path(output_dir(cfg)).name,
         save_strategy="steps" if t.save_steps else "no", save_steps=t.save_steps or 500,
+        save_total_limit=t.save_total_limit,
         use_cpu=not torch.cuda.is_available(), remove_unused_columns=False)
 
 
@@ -71,7 +75,7 @@ def _reference(cfg: DictConfig, policy, features: list[dict], collator: ListColl
     if not spec.needs_ref or mode == "adapter":
         return None, features
     source = policy if initial is None else initial
-    ref = AutoModelForCausalLM.from_pretrained(cfg.reference.model) if cfg.reference.model else frozen_copy(source)
+    ref = load_frozen(cfg.reference.model, cfg) if cfg.reference.model else frozen_copy(source)
     ref.requires_grad_(False).eval()
     if mode == "model":
         return ref, features
@@ -183,7 +187,7 @@ def _reload(policy, round_dir: Path, cfg: DictConfig):
 
         set_peft_model_state_dict(policy, load_file(str(round_dir / "model" / "adapter_model.safetensors")))
         return policy
-    return AutoModelForCausalLM.from_pretrained(round_dir / "model")
+    return AutoModelForCausalLM.from_pretrained(round_dir / "model", **init_kwargs(cfg))
 
 
 def _rounds(cfg: DictConfig, state: PartialState, policy, tokenizer, folder: RunFolder, evaluator,
@@ -220,12 +224,12 @@ def _rounds(cfg: DictConfig, state: PartialState, policy, tokenizer, folder: Run
                                       tracker)
         policy = trainer.model
         if evaluator:  # every process evaluates a share of the prompts
-            record["reward"] = _evaluate(evaluator, policy, f"round {index} evaluate")
+            record["reward"] = _evaluate(evaluator, policy, f"round {index} evaluate", folder, f"round_{index}")
         record["stage_seconds"] = current_clock().since(mark)
         records.append(record)
         if state.is_main_process:
             with step(f"round {index} save"):
-                _save_model(policy, paths.model)
+                _save_model(policy, paths.model, tokenizer)
                 folder.record(paths.model)
                 folder.write_json(paths.record, json.loads(json.dumps(record, default=str)))
                 if folder.metrics.exists():
@@ -235,10 +239,15 @@ def _rounds(cfg: DictConfig, state: PartialState, policy, tokenizer, folder: Run
     return policy, records
 
 
-def _evaluate(evaluator: RewardEval, policy, label: str) -> dict[str, float]:
+def _evaluate(evaluator: RewardEval, policy, label: str, folder: RunFolder, name: str) -> dict[str, float]:
+    """The reward with its interval; the samples go to ``samples/<name>.jsonl`` (a few to the console)."""
     with stage("evaluate", label) as s:
-        reward = evaluator(policy)
+        samples = evaluator.samples(policy)
+        reward = mean_ci95([x["reward"] for x in samples])
         s.note = f"reward {format_reward(reward)}"
+    if PartialState().is_main_process:
+        title = "samples before training" if name == "before" else f"samples after round {name.split('_')[1]}"
+        save_samples(folder, name, samples, title)
     return reward
 
 
@@ -294,15 +303,15 @@ def on_process_device(policy, state: PartialState, cfg: DictConfig):
     return policy.to(state.device)
 
 
-def run(cfg: DictConfig) -> dict[str, Any]:
+def run(cfg: DictConfig, argv: list[str] | None = None) -> dict[str, Any]:
     """Run a resolved config end to end; returns the summary (also written to ``output_dir/summary.json``).
 
     Everything is checked first (``prefopt.validate.check_run``): a mistake raises ``RunConfigError`` before the
     output folder is touched, a model is loaded or a token is generated. Every stage is timed (``prefopt.stages``)
-    into the summary's ``stage_seconds``.
+    into the summary's ``stage_seconds``. ``argv``: the command line's ``key=value`` arguments, for the model card.
     """
     with stage_clock():
-        return _run(cfg)
+        return _run(cfg, argv)
 
 
 def _lock(folder: RunFolder, state: PartialState) -> None:
@@ -323,7 +332,7 @@ def _lock(folder: RunFolder, state: PartialState) -> None:
         raise RunConfigError([problem])
 
 
-def _run(cfg: DictConfig) -> dict[str, Any]:
+def _run(cfg: DictConfig, argv: list[str] | None = None) -> dict[str, Any]:
     problems = check_run(cfg)
     if problems:
         raise RunConfigError(problems)
@@ -332,13 +341,13 @@ def _run(cfg: DictConfig) -> dict[str, Any]:
     folder = RunFolder(output_dir(cfg))
     _lock(folder, state)
     try:
-        return _locked_run(cfg, state, folder)
+        return _locked_run(cfg, state, folder, argv)
     finally:
         if state.is_main_process:
             folder.release_lock()
 
 
-def _locked_run(cfg: DictConfig, state: PartialState, folder: RunFolder) -> dict[str, Any]:
+def _locked_run(cfg: DictConfig, state: PartialState, folder: RunFolder, argv: list[str] | None) -> dict[str, Any]:
     if state.is_main_process:
         with step("prepare the run folder"):
             folder.prepare(overwrite=cfg.overwrite)
@@ -363,15 +372,21 @@ def _locked_run(cfg: DictConfig, state: PartialState, folder: RunFolder) -> dict
     if not state.is_main_process:
         return summary
     with step("save the final model"):
+        if cfg.peft.enabled:  # the adapter beside the merged model, saved before merging
+            _save_model(policy, folder.adapter, tokenizer)
         final = policy.merge_and_unload() if cfg.peft.enabled and not cfg.peft.load_in_4bit else policy
         _save_model(final, folder.model, tokenizer)
         summary["plots"] = plot_curves(folder.root, summary.get("reward_per_round"))
+        summary["samples"] = folder.samples_files()
         write_summary(folder.root, summary)
+        write_model_card(folder, cfg, summary, argv)
     tracker.log_results(summary, cfg)
     for warning in summary.get("warnings", []):
         print(f"[prefopt] WARNING: {warning}")
     print(f"[prefopt] reward before {format_reward(before)} → after {format_reward(summary.get('reward_after'))}; "
           f"{summary['steps']} steps in {summary['train_seconds']:.0f}s; summary: {folder.summary}")
+    if cfg.hub.push:  # last: a failed upload (HubPushError) leaves the complete run on disk
+        print(f"[prefopt] pushed model/{' and adapter/' if folder.adapter.exists() else ''} to {push_run(cfg, folder)}")
     return summary
 
 
@@ -380,7 +395,7 @@ def _before(folder: RunFolder, evaluator, policy, cfg: DictConfig, state: Partia
     path = folder.root / "reward_before.json"
     if cfg.resume and main_value(path.exists()):
         return main_value(json.loads(path.read_text()) if state.is_main_process else None)
-    before = _evaluate(evaluator, policy, "evaluate before training") if evaluator else None
+    before = _evaluate(evaluator, policy, "evaluate before training", folder, "before") if evaluator else None
     if before and state.is_main_process:
         folder.write_json(path, before)
     return before

@@ -6,8 +6,10 @@
       .prefopt-fingerprints.json   sha256 and size of every file a resume reads, recorded as it is written
       config.yaml           the resolved config (resume compares against it)
       metrics.jsonl         one line per Trainer log, tagged with the round
-      round_0/              data.jsonl (the round's lists), checkpoints/, model/, round.json, DONE
-      model/                the final model, HF format
+      round_0/              data.jsonl (the round's lists), checkpoints/, model/ (+ tokenizer), round.json, DONE
+      model/                the final model, HF format, with its tokenizer and model card (README.md)
+      adapter/              LoRA runs: the adapter (the merged weights are model/)
+      samples/              every evaluation's samples (prompt, response, reward): before.jsonl, round_k.jsonl
       summary.json, *.png
 
 Files are written atomically (a temporary sibling, then ``os.replace``), so a kill leaves either the old file or
@@ -139,6 +141,22 @@ class RunFolder:
         self.metrics = self.root / "metrics.jsonl"
         self.summary = self.root / "summary.json"
         self.model = self.root / "model"
+        self.adapter = self.root / "adapter"
+        self.card = self.model / "README.md"
+        self.samples_dir = self.root / "samples"
+
+    def samples(self, name: str) -> Path:
+        """The samples of one evaluation (``before``, ``round_0`` ...), one JSON object a line."""
+        return self.samples_dir / f"{name}.jsonl"
+
+    def samples_files(self) -> dict[str, str]:
+        """``{evaluation: path relative to the run folder}`` of the samples files on disk, before first, then rounds
+        in order."""
+        if not self.samples_dir.exists():
+            return {}
+        names = sorted((p.stem for p in self.samples_dir.glob("*.jsonl")),
+                       key=lambda n: (n != "before", int(n.split("_")[1]) if n.startswith("round_") else 0, n))
+        return {n: str(self.samples(n).relative_to(self.root)) for n in names}
 
     def round(self, index: int) -> RoundPaths:
         return RoundPaths(self.root / f"round_{index}")
@@ -350,6 +368,10 @@ class RunFolder:
         tmp.write_text(text)
         self.record(tmp, under=path)
         os.replace(tmp, path)
+
+    def write_jsonl(self, path: Path, rows: list[dict[str, Any]]) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
 
     def read_metrics(self) -> list[dict[str, Any]]:
         """Rows of metrics.jsonl; a line cut short by a kill (the last one) is skipped."""

@@ -234,6 +234,9 @@ def apply_smoke(cfg: DictConfig) -> DictConfig:
     if not world:
         _pairing(cfg, notes)
     _budget(cfg, world)
+    if cfg.hub.push:  # a smoke model is nothing to publish
+        notes.append("hub.push → false")
+        cfg.hub.push = False
     if cfg.output_dir is None:  # smoke's own folder: each smoke run replaces the last one's
         cfg.output_dir, cfg.overwrite = f"runs/{slug}-smoke", True
     budget = (f"{cfg.train.max_steps} steps × batch {cfg.train.per_device_batch_size}, {cfg.data.n_prompts} prompts, "

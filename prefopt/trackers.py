@@ -2,7 +2,9 @@
 
 The Trainer's own integrations log the curves; this module adds what the run exists for, once it is known:
 the reward before and after (mean and 95% interval), the reward of each round, each round's data report (kept,
-dropped, ties), the summary figures and the PNG plots. See docs/trackers.md.
+dropped, ties), the summary figures, the PNG plots, and what the model wrote: the first ``SAMPLES`` samples of
+every evaluation (a W&B ``completions`` table; a TensorBoard text panel ``samples/<evaluation>``). See
+docs/trackers.md.
 
 * ``wandb``: one W&B run per prefopt run, opened here (project ``$WANDB_PROJECT``, default ``prefopt``; files
   under the run folder) so every round's Trainer logs into it; results go to the run summary and, per round,
@@ -23,6 +25,28 @@ from omegaconf import DictConfig
 from prefopt.config import public_config
 
 REWARD_FIELDS = ("mean", "ci95_low", "ci95_high", "n")
+SAMPLES = 16  # samples per evaluation in the tracker (all of them are in the run folder's samples/)
+COLUMNS = ("evaluation", "prompt", "response", "reward")
+
+
+def sample_rows(summary: dict[str, Any], out: Path) -> list[tuple[str, str, str, float]]:
+    """(evaluation, prompt, response, reward) of the first ``SAMPLES`` samples of each evaluation."""
+    from prefopt.samples import read_samples
+
+    rows = []
+    for name, rel in (summary.get("samples") or {}).items():
+        for s in read_samples(out / rel, SAMPLES):
+            prompt = s["prompt"] if isinstance(s["prompt"], str) else json.dumps(s["prompt"], ensure_ascii=False)
+            rows.append((name, prompt, s["response"], s["reward"]))
+    return rows
+
+
+def samples_markdown(rows: list[tuple[str, str, str, float]]) -> str:
+    """A markdown table (TensorBoard's text plugin renders markdown) of one evaluation's samples."""
+    cell = lambda text: str(text).replace("|", "\\|").replace("\n", "<br>")
+    lines = ["| prompt | response | reward |", "|---|---|---|"]
+    lines += [f"| {cell(p)} | {cell(r)} | {x:.3f} |" for _, p, r, x in rows]
+    return "\n".join(lines)
 
 
 def result_scalars(summary: dict[str, Any]) -> dict[str, float]:
@@ -93,6 +117,9 @@ class Tracker:
             self.run.log({"round": index, **scalars})
         self.run.summary.update(result_scalars(summary))
         self.run.log({f"plots/{Path(name).stem}": wandb.Image(str(self.out / name)) for name in summary["plots"]})
+        rows = sample_rows(summary, self.out)
+        if rows:
+            self.run.log({"completions": wandb.Table(columns=list(COLUMNS), data=[list(r) for r in rows])})
         self.run.finish()
         # The run is over: stop W&B's service too, which waits for it to write everything out (finish alone can
         # return before an offline run's records are on disk).
@@ -110,6 +137,9 @@ class Tracker:
             for name, value in round_scalars(record).items():
                 writer.add_scalar(name, value, index)
             writer.add_text("data_report", f"```\n{json.dumps(record.get('data'), indent=2)}\n```", index)
+        rows = sample_rows(summary, self.out)
+        for name in dict.fromkeys(r[0] for r in rows):
+            writer.add_text(f"samples/{name}", samples_markdown([r for r in rows if r[0] == name]), 0)
         for name in summary["plots"]:
             writer.add_image(f"plots/{Path(name).stem}", imread(self.out / name)[..., :3], 0, dataformats="HWC")
         hparams = {k: v for k, v in _flat(public_config(cfg)).items()

@@ -19,6 +19,8 @@ from contextlib import contextmanager
 # `prefopt NAME ...` hands the rest of the command line to another module's main (imported only when asked for).
 SUBCOMMANDS = {"models": "prefopt.models:main"}
 HELP_FLAGS = ("-h", "--help", "help")
+# ``prefopt NAME key=value ...``: a subcommand's ``main(argv) -> exit status``, imported only when named
+SUBCOMMANDS = {"eval": "prefopt.evaluate_cli:main"}
 # Libraries whose deprecation notices are about their own internals (a Trainer calling a renamed property), which a
 # user of prefopt can do nothing about. Warnings raised from prefopt's or the user's code, and every other category
 # (UserWarning, RuntimeWarning ...), still show.
@@ -50,6 +52,11 @@ def _main(argv: list[str]) -> int:
     if not argv:
         print(short_usage(), end="")
         return 0
+    if argv[0] in SUBCOMMANDS:
+        import importlib
+
+        module, name = SUBCOMMANDS[argv[0]].split(":")
+        return getattr(importlib.import_module(module), name)(argv[1:])
     try:
         if any(a in HELP_FLAGS for a in argv):
             return _help(argv)
@@ -66,15 +73,19 @@ def _main(argv: list[str]) -> int:
         from prefopt.smoke import apply_smoke
 
         cfg = apply_smoke(cfg)
+    from prefopt.hub import HubPushError
     from prefopt.run import run
     from prefopt.validate import RunConfigError, output_dir
 
     try:
-        run(cfg)
+        run(cfg, argv)
     except RunConfigError as err:  # found before anything was written: one line per mistake
         for problem in err.problems:
             print(f"error: {problem}", file=sys.stderr)
         return 2
+    except HubPushError as err:  # the run itself finished and is on disk
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     except Exception as err:  # after the start: one line, the traceback only on request
         sys.stdout.flush()
         if cfg.debug:

@@ -15,6 +15,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from prefopt.hub import hub_problems
 from prefopt.world.worlds import world_of
 
 # ---- ranges of the typed keys -----------------------------------------------------------------------------------
@@ -24,6 +25,7 @@ RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "train.learning_rate": _POS, "train.per_device_batch_size": _GE1, "train.gradient_accumulation_steps": _GE1,
     "train.num_epochs": _POS, "train.warmup_steps": _NONNEG, "train.weight_decay": _NONNEG,
     "train.max_grad_norm": _NONNEG, "train.logging_steps": _GE1, "train.save_steps": _NONNEG,
+    "train.save_total_limit": _GE1,
     "generation.k": _GE1, "generation.max_new_tokens": _GE1, "generation.temperature": _NONNEG,
     "generation.top_p": (lambda v: 0 < v <= 1, "in (0, 1]"), "generation.batch_size": _GE1,
     "data.n_prompts": _GE1, "data.max_length": _GE1, "data.max_prompt_length": _GE1,
@@ -38,6 +40,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "generation.backend": ("hf", "vllm"),
     "data.truncation_mode": ("keep_start", "keep_end"),
     "report_to": ("none", "wandb", "tensorboard"),
+    "model_init.dtype": (None, "auto", "float32", "bfloat16", "float16"),
 }
 
 
@@ -54,8 +57,13 @@ def _ranges(cfg: DictConfig) -> list[str]:
     for key, valid in CHOICES.items():
         value = OmegaConf.select(cfg, key)
         if value not in valid:
-            out.append(f"{key} must be one of {', '.join(valid)}; got {value!r}")
+            out.append(f"{key} must be one of {', '.join(v for v in valid if v is not None)}; got {value!r}")
     return out
+
+
+def check_ranges(cfg: DictConfig) -> list[str]:
+    """The ranges and choices of the typed keys (``RANGES``, ``CHOICES``): one message per value out of range."""
+    return _ranges(cfg)
 
 
 # ---- blocks that name a registered piece ------------------------------------------------------------------------
@@ -134,6 +142,11 @@ def _scorer(cfg: DictConfig) -> list[str]:
     return out
 
 
+def import_problems(path: Any, key: str) -> list[str]:
+    """``[]`` when ``path`` (``module:function``) imports to a callable, else one message naming ``key``."""
+    return _import(path, key)
+
+
 def _import(path: Any, key: str) -> list[str]:
     from prefopt.rounds.scoring import resolve_import_path
 
@@ -192,6 +205,7 @@ def check_run(cfg: DictConfig) -> list[str]:
     problems = _ranges(cfg) + _blocks(cfg) + _scorer(cfg) + _loss(cfg)
     if cfg.reward:
         problems += _import(cfg.reward, "reward")
+    problems += hub_problems(cfg)
     if problems:  # the data checks below read files and call the reward: only on a sound config
         return problems
     problems += check_data(cfg)

@@ -16,8 +16,8 @@ from prefopt.world.worlds import world_of, world_prompts
 
 # Keys that change nothing a run computes: a resumed run may change them freely.
 RESULT_NEUTRAL = ("output_dir", "overwrite", "resume", "report_to", "threads", "train.logging_steps",
-                  "train.save_steps", "reference.batch_size", "generation.batch_size", "eval.enabled", "debug",
-                  "reward_timeout_s")
+                  "train.save_steps", "train.save_total_limit", "reference.batch_size", "generation.batch_size",
+                  "eval.enabled", "hub", "debug", "reward_timeout_s")
 
 
 def _read(kind: str, spec: Any, **kwargs) -> tuple[list, list[str]]:

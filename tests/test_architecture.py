@@ -15,12 +15,12 @@ FLOORS = [
      "prefopt.distributed"],
     ["prefopt.data", "prefopt.world"],
     ["prefopt.trainer"],
-    ["prefopt.ches"],
+    ["prefopt.ches", "prefopt.integrations"],
     ["prefopt.rounds"],
     ["prefopt.config", "prefopt.modeling", "prefopt.outputs", "prefopt.trackers", "prefopt.smoke",
-     "prefopt.validate_data"],
+     "prefopt.validate_data", "prefopt.card", "prefopt.hub", "prefopt.samples"],
     ["prefopt.validate", "prefopt.cli_help"],
-    ["prefopt.run", "prefopt.apidoc"],
+    ["prefopt.run", "prefopt.apidoc", "prefopt.evaluate_cli"],
     ["prefopt.train", "prefopt.models"],
 ]
 

@@ -49,6 +49,8 @@ def test_every_documented_training_command_parses(where, args, capsys):
     if any(a in ("-h", "--help", "help") for a in args):
         assert train_main(args) == 0, capsys.readouterr().err  # help commands run: they are cheap
         return
+    if args and args[0] in SUBCOMMANDS:  # `prefopt eval model=... baseline=...`: the rest are config keys
+        args = [a for a in args[1:] if a.split("=", 1)[0] not in ("model", "baseline", "output_dir")]
     cfg = load_config(args)  # raises on an unknown key, recipe or loss hyper-parameter
     for arg in args:  # and every key=value the page shows lands in the run's config
         key = arg.split("=", 1)[0]

@@ -38,14 +38,16 @@ def two_rounds(tmp_path_factory):
 def test_one_line_per_stage_with_count_and_duration(two_rounds):
     done, _ = two_rounds
     lines = [line for line in done.stdout.splitlines() if line.startswith("[prefopt]")]
-    expected = [r"evaluate before training: reward [\d.]+ \[[\d.]+, [\d.]+\] \(n=16\)"]
+    expected = [r"evaluate before training: reward [\d.]+ \[[\d.]+, [\d.]+\] \(n=16\)",
+                r"samples before training \(16 in .*/samples/before.jsonl\):"]  # then three samples, indented
     for index in (0, 1):
         expected += [rf"round {index} generate: 16 responses to 8 prompts", rf"round {index} score: 16 responses .*",
                      rf"round {index} data: \d+ lists ready; pairing 8→\d+.*",
                      rf"round {index} reference: log-probs of \d+ lists precomputed",
                      rf"round {index} train: 2 steps on \d+ lists, mean loss [\d.]+",
-                     rf"round {index} evaluate: reward [\d.]+ .*\(n=16\)"]
-    timed = [e + r" \(\d+\.\ds\)" if " data: " not in e else e for e in expected]
+                     rf"round {index} evaluate: reward [\d.]+ .*\(n=16\)",
+                     rf"samples after round {index} \(16 in .*/samples/round_{index}.jsonl\):"]
+    timed = [e + r" \(\d+\.\ds\)" if " data: " not in e and "samples " not in e else e for e in expected]
     assert len(lines) == len(timed) + 1, "\n".join(lines)  # + the final before → after line
     for pattern, line in zip(timed, lines, strict=False):
         assert re.fullmatch(r"\[prefopt\] " + pattern, line), line

@@ -62,6 +62,13 @@ def test_wandb_offline_run_holds_the_reward_before_and_after(tmp_path, monkeypat
     assert any("train/loss" in h for h in history)  # the Trainer's curves went into the same run
     plots = {"/".join(k.split("/")[:2]) for h in history for k in h if k.startswith("plots/")}  # image fields
     assert plots == {f"plots/{Path(p).stem}" for p in summary["plots"]} and "plots/loss" in plots
+    [table] = [h for h in history if "completions/_type" in h]  # what the model wrote, before and after
+    assert json.loads(table["completions/_type"]) == "table-file"
+    [file] = list(out.glob("wandb/offline-run-*/files/media/table/completions_*.table.json"))
+    content = json.loads(file.read_text())
+    assert content["columns"] == ["evaluation", "prompt", "response", "reward"]
+    before = [json.loads(x) for x in (out / "samples" / "before.jsonl").read_text().splitlines()]
+    assert [row[2:] for row in content["data"][:16]] == [[s["response"], s["reward"]] for s in before]
 
 
 def test_tensorboard_event_files_hold_the_reward_before_and_after(tmp_path):
@@ -79,5 +86,11 @@ def test_tensorboard_event_files_hold_the_reward_before_and_after(tmp_path):
     assert scalars["reward/round_mean"] == [(0, pytest.approx(summary["rounds"][0]["reward"]["mean"]))]
     assert scalars["data/pairing/kept"] == [(0, summary["rounds"][0]["data"]["pairing"]["kept"])]
     assert {f"plots/{Path(p).stem}" for p in summary["plots"]} <= set(results.Tags()["images"])
+    texts = {tag: results.Tensors(tag)[0].tensor_proto.string_val[0].decode() for tag in results.Tags()["tensors"]
+             if tag.startswith("samples/")}
+    assert set(texts) == {"samples/before/text_summary", "samples/round_0/text_summary"}
+    first = json.loads((out / "samples" / "round_0.jsonl").read_text().splitlines()[0])
+    assert texts["samples/round_0/text_summary"].startswith("| prompt | response | reward |")
+    assert f"| {first['response']} | {first['reward']:.3f} |" in texts["samples/round_0/text_summary"]
     curves = EventAccumulator(str(out / "tensorboard" / "round_0")).Reload()
     assert [e.step for e in curves.Scalars("train/loss")] == [1, 2]  # the Trainer's own callback, one folder a round

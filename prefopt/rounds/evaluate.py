@@ -1,7 +1,8 @@
 """Reward before/after: mean sampled reward over held-out prompts with a 95% confidence interval.
 
-    RewardEval.from_config(cfg, tokenizer)(model)   the run's before/after evaluation
+    RewardEval.from_config(cfg, tokenizer)(model)   the run's before/after evaluation (.samples(model): each sample)
     evaluate_reward(model, tokenizer, prompts, reward_fn, max_new_tokens=10)  the same on any prompts
+    paired_win_rate(samples, baseline_samples)      two models on the same prompts and seeds (prefopt eval)
 
 The interval is the normal approximation ``mean ± 1.96 · s / √n`` over all n = prompts × samples_per_prompt
 rewards, with s the sample standard deviation (n − 1 in the denominator). Two caveats, both small for the default
@@ -29,7 +30,7 @@ from prefopt.data.sources import data_key, load_data, sources_of
 from prefopt.data.tokenize import as_chat
 from prefopt.distributed import shard_call
 from prefopt.rounds.generate import Prompt, sample_sharded
-from prefopt.rounds.scoring import call_reward, prompt_text, resolve_import_path, response_text
+from prefopt.rounds.scoring import Scorer, call_reward, check_score, prompt_text, resolve_import_path, response_text
 from prefopt.seeds import WORLD_EVAL_SEED, derive_seed, eval_seed
 from prefopt.world.worlds import world_of, world_prompts
 
@@ -51,6 +52,41 @@ def mean_ci95(values: Sequence[float]) -> dict[str, float]:
     return {"mean": mean, "ci95_low": mean - half, "ci95_high": mean + half, "std": std, "n": n}
 
 
+def evaluate_samples(model, tokenizer, prompts: Sequence[Prompt], reward_fn: Callable[[Prompt, str], float] | None,
+                     *, samples_per_prompt: int = 1, max_new_tokens: int, temperature: float = 1.0, seed: int = 0,
+                     batch_size: int = 256, progress: bool = False, desc: str = "evaluate",
+                     chat_template: bool = True, scorer: Scorer | None = None, max_prompt_tokens: int | None = None,
+                     timeout_s: float | None = None) -> list[dict[str, Any]]:
+    """Sample ``samples_per_prompt`` responses per prompt and score each: every sample with its reward.
+
+    Every process must call this; each evaluates a share of the prompts (prompt i seeded ``derive_seed(seed, i)``,
+    so two models evaluated with one seed see the same prompts under the same sampling seeds: a paired
+    comparison). ``chat_template``: as in ``sample``. ``scorer`` (a ``prefopt.rounds.scoring.Scorer`` that rates
+    each response on its own, e.g. a reward model) replaces ``reward_fn``.
+
+    Returns:
+        ``{"index", "sample", "prompt", "response", "reward"}`` per sample, prompt-major, on every process.
+    """
+    seeds = [derive_seed(seed, i) for i in range(len(prompts))]
+    responses = sample_sharded(model, tokenizer, prompts, seeds=seeds, k=samples_per_prompt,
+                               max_new_tokens=max_new_tokens, temperature=temperature, batch_size=batch_size,
+                               progress=progress, desc=desc, chat_template=chat_template,
+                               max_prompt_tokens=max_prompt_tokens)
+
+    def rewards(indices: list[int], share: list, lists: list[list[str]]) -> list[list[float]]:
+        if scorer is not None:
+            return [[check_score(v, i, k, "scorer") for k, v in enumerate(row)]
+                    for i, row in zip(indices, scorer(share, lists), strict=True)]
+        # the reward contract, as in scoring: plain strings (the last user turn of a chat prompt), a finite number
+        return [[call_reward(reward_fn, prompt_text(p), response_text(r), i, k, "reward", timeout_s)
+                 for k, r in enumerate(rs)] for i, p, rs in zip(indices, share, lists, strict=True)]
+
+    rows = shard_call(rewards, list(range(len(prompts))), list(prompts), responses)  # a reward may be costly
+    return [{"index": i, "sample": k, "prompt": p, "response": r, "reward": x}
+            for i, (p, rs, xs) in enumerate(zip(prompts, responses, rows, strict=True))
+            for k, (r, x) in enumerate(zip(rs, xs, strict=True))]
+
+
 def evaluate_reward(model, tokenizer, prompts: Sequence[Prompt], reward_fn: Callable[[Prompt, str], float], *,
                     samples_per_prompt: int = 1, max_new_tokens: int, temperature: float = 1.0, seed: int = 0,
                     batch_size: int = 256, progress: bool = False, desc: str = "evaluate",
@@ -60,23 +96,32 @@ def evaluate_reward(model, tokenizer, prompts: Sequence[Prompt], reward_fn: Call
 
     Every process must call this; each evaluates a share of the prompts (prompt i seeded ``derive_seed(seed, i)``).
     ``chat_template``: as in ``sample`` (plain prompts as a user turn when the tokenizer has a template).
+    ``evaluate_samples`` gives the samples themselves.
 
     Returns:
         ``mean``, ``ci95_low``, ``ci95_high``, ``std`` and ``n`` (the number of rewards), as ``mean_ci95``.
     """
-    seeds = [derive_seed(seed, i) for i in range(len(prompts))]
-    responses = sample_sharded(model, tokenizer, prompts, seeds=seeds, k=samples_per_prompt,
-                               max_new_tokens=max_new_tokens, temperature=temperature, batch_size=batch_size,
-                               progress=progress, desc=desc, chat_template=chat_template,
-                               max_prompt_tokens=max_prompt_tokens)
+    samples = evaluate_samples(model, tokenizer, prompts, reward_fn, samples_per_prompt=samples_per_prompt,
+                               max_new_tokens=max_new_tokens, temperature=temperature, seed=seed,
+                               batch_size=batch_size, progress=progress, desc=desc, chat_template=chat_template,
+                               max_prompt_tokens=max_prompt_tokens, timeout_s=timeout_s)
+    return mean_ci95([s["reward"] for s in samples])
 
-    def rewards(indices: list[int], share: list, lists: list[list[str]]) -> list[list[float]]:
-        # the reward contract, as in scoring: plain strings (the last user turn of a chat prompt), a finite number
-        return [[call_reward(reward_fn, prompt_text(p), response_text(r), i, k, "reward", timeout_s)
-                 for k, r in enumerate(rs)] for i, p, rs in zip(indices, share, lists, strict=True)]
 
-    rows = shard_call(rewards, list(range(len(prompts))), list(prompts), responses)  # a reward may be costly
-    return mean_ci95([r for row in rows for r in row])
+def paired_win_rate(samples: Sequence[dict], baseline: Sequence[dict]) -> dict[str, float]:
+    """How often a model's sample beats the baseline's on the same prompt and sampling seed (a tie counts half),
+    with a 95% interval over prompts: each prompt's win share is one value of ``mean_ci95``, so the samples of
+    one prompt, which are correlated, do not narrow the interval. Both lists as ``evaluate_samples`` returns them
+    for the same prompts, seed and ``samples_per_prompt``."""
+    if len(samples) != len(baseline):
+        raise ValueError(f"paired win rate: {len(samples)} samples against {len(baseline)} of the baseline")
+    per_prompt: dict[int, list[float]] = {}
+    for a, b in zip(samples, baseline, strict=True):
+        if (a["index"], a["sample"]) != (b["index"], b["sample"]):
+            raise ValueError("paired win rate: the two evaluations are not on the same prompts and samples")
+        win = 1.0 if a["reward"] > b["reward"] else 0.5 if a["reward"] == b["reward"] else 0.0
+        per_prompt.setdefault(a["index"], []).append(win)
+    return mean_ci95([math.fsum(v) / len(v) for v in per_prompt.values()])
 
 
 def prompt_token_cap(cfg: DictConfig) -> int | None:
@@ -172,20 +217,26 @@ class RewardEval:
     seed: int
     max_prompt_tokens: int | None = None
     timeout_s: float | None = None
+    scorer: Scorer | None = None  # rates each response on its own; replaces reward_fn (prefopt eval's scorer=)
 
     @classmethod
-    def from_config(cls, cfg: DictConfig, tokenizer) -> RewardEval | None:
+    def from_config(cls, cfg: DictConfig, tokenizer, scorer: Scorer | None = None) -> RewardEval | None:
+        """The run's evaluation (None when it has no reward or no prompts); ``scorer`` in place of the reward."""
         spec, found = reward_spec(cfg), eval_prompts(cfg)
-        if not cfg.eval.enabled or spec is None or not found or not found[0]:
+        if not cfg.eval.enabled or (spec is None and scorer is None) or not found or not found[0]:
             return None
         prompts = as_chat(found[0], tokenizer, cfg.data.chat_template, given=found[1] != "world")
-        return cls(prompts, resolve_import_path(spec), tokenizer, cfg.eval.samples_per_prompt,
-                   cfg.generation.max_new_tokens, cfg.eval.temperature, eval_seed(cfg.train.seed),
-                   prompt_token_cap(cfg), cfg.reward_timeout_s)
+        return cls(prompts, resolve_import_path(spec) if scorer is None else None, tokenizer,
+                   cfg.eval.samples_per_prompt, cfg.generation.max_new_tokens, cfg.eval.temperature,
+                   eval_seed(cfg.train.seed), prompt_token_cap(cfg), cfg.reward_timeout_s, scorer)
+
+    def samples(self, model) -> list[dict[str, Any]]:
+        """Every sample with its reward (``evaluate_samples``)."""
+        return evaluate_samples(model, self.tokenizer, self.prompts, self.reward_fn,
+                                samples_per_prompt=self.samples_per_prompt, max_new_tokens=self.max_new_tokens,
+                                temperature=self.temperature, seed=self.seed, progress=True, scorer=self.scorer,
+                                chat_template=False,  # from_config decided per data.chat_template
+                                max_prompt_tokens=self.max_prompt_tokens, timeout_s=self.timeout_s)
 
     def __call__(self, model) -> dict[str, float]:
-        return evaluate_reward(model, self.tokenizer, self.prompts, self.reward_fn,
-                               samples_per_prompt=self.samples_per_prompt, max_new_tokens=self.max_new_tokens,
-                               temperature=self.temperature, seed=self.seed, progress=True,
-                               chat_template=False, max_prompt_tokens=self.max_prompt_tokens,
-                               timeout_s=self.timeout_s)  # from_config decided per data.chat_template
+        return mean_ci95([s["reward"] for s in self.samples(model)])

@@ -5,6 +5,7 @@ Public API (the round pipeline, CHES and benchmarks import only these names):
     PreferenceTrainer                       Trainer subclass: one forward over all responses, loss via the registry
     ListCollator                            batches tokenized lists (features): prompt once + responses, or per row
     feature_logps, sequence_logps           batched log-probs of tokenized lists / of (prompt, responses) texts
+    policy_logps                            the differentiable loss input of a collated batch (a loop of your own)
     feature_hidden_sums                     batched sums of the hidden states that predict each response (CHES)
     feature_last_logits                     next-token logits after each response (an LLM judge's verdict)
     list_features                           tokenize (prompt, responses) lists the way the trainer does
@@ -23,7 +24,9 @@ from prefopt.trainer.logps import (
     list_features,
     sequence_logps,
 )
+from prefopt.trainer.loop import policy_logps
 from prefopt.trainer.reference import precompute_ref_logps
 
 __all__ = ["ListCollator", "PreferenceTrainer", "ensure_fused_head", "feature_hidden_sums", "feature_last_logits",
-           "feature_logps", "frozen_copy", "list_features", "precompute_ref_logps", "sequence_logps"]
+           "feature_logps", "frozen_copy", "list_features", "policy_logps", "precompute_ref_logps",
+           "sequence_logps"]

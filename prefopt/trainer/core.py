@@ -15,7 +15,6 @@ from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import torch
-from peft import PeftModel
 from torch import Tensor
 from transformers import Trainer
 from trl.models import prepare_deepspeed, prepare_fsdp
@@ -23,16 +22,10 @@ from trl.models.utils import disable_gradient_checkpointing
 
 from losses import LossSpec, PreferenceLogps, get_loss
 from prefopt.trainer.collate import ListCollator
-from prefopt.trainer.logps import (
-    ensure_fused_head,
-    logps_from_logits,
-    per_token,
-    response_logits,
-    response_token_logps,
-    token_kl,
-)
+from prefopt.trainer.logps import ensure_fused_head
+from prefopt.trainer.loop import is_peft, policy_logps
 from prefopt.trainer.metrics import preference_metrics
-from prefopt.trainer.packing import adapt_collator, per_response
+from prefopt.trainer.packing import adapt_collator
 from prefopt.trainer.reference import adapter_off
 from prefopt.trainer.safety import NonFiniteError, NonFiniteGuard, model_is_finite, nonfinite_message
 
@@ -85,29 +78,8 @@ class PreferenceTrainer(Trainer):
         self.total_tokens = 0
 
     # ---- forward -------------------------------------------------------------------------------------------
-    def _token_logps(self, model, inputs: dict[str, Tensor]) -> tuple[Tensor, Tensor | None, Tensor | None]:
-        """Per-token policy and reference log-probs (R, L-1), and per-token KL(ref || policy) when the loss asks."""
-        needs_live_ref = self.loss_spec.needs_ref and "ref_logps" not in inputs
-        if needs_live_ref and self.ref_model is None and not self._is_peft():
-            raise ValueError("the loss needs a reference: pass ref_model, use a PEFT policy, or precompute ref_logps")
-        ref_model = self.ref_model if self.ref_model is not None else self.model
-        if not self.loss_spec.needs_token_kl:
-            policy = response_token_logps(model, inputs)
-            ref = None
-            if needs_live_ref:
-                with self._reference_mode():
-                    ref = response_token_logps(ref_model, inputs)
-            return policy, ref, None
-        # Full-vocabulary path: logits only at response positions, for both models.
-        policy_logits = response_logits(model, inputs)
-        with self._reference_mode():
-            ref_logits = response_logits(ref_model, inputs)
-        ids, mask = inputs["input_ids"], inputs["completion_mask"]
-        return (logps_from_logits(policy_logits, ids, mask), logps_from_logits(ref_logits, ids, mask),
-                per_token(token_kl(ref_logits, policy_logits), mask))
-
     def _is_peft(self) -> bool:
-        return isinstance(getattr(self.model, "module", self.model), PeftModel)
+        return is_peft(self.model)
 
     @contextmanager
     def _reference_mode(self):
@@ -118,26 +90,13 @@ class PreferenceTrainer(Trainer):
             yield
 
     def preference_logps(self, model, inputs: dict[str, Tensor]) -> PreferenceLogps:
-        """Run the forward(s) and build the loss input, with only the fields the registered loss needs."""
-        # (R, L-1) per prediction → (N, T) per response (identity for per-sequence rows) → (B, K, ...) per list
-        tokens = [None if v is None else per_response(v, inputs) for v in self._token_logps(model, inputs)]
-        policy_tok, ref_tok, kl = tokens
-        tmask = per_response(inputs["completion_mask"][:, 1:].bool(), inputs)
-        lists = lambda v: ListCollator.to_lists(v, inputs)
-        policy = lists((policy_tok * tmask).sum(1))
-        ref = lists((ref_tok * tmask).sum(1)) if ref_tok is not None else inputs.get("ref_logps")
-        spec, fields = self.loss_spec, {}
-        if spec.needs_tokens:
-            fields.update(policy_tokens=lists(policy_tok), ref_tokens=lists(ref_tok), token_mask=lists(tmask))
-        if spec.needs_segments:
-            if "segments" not in inputs:
-                raise ValueError("this loss needs refined segments: the data collator produced no 'segments'")
-            fields["segments"] = lists(per_response(inputs["segments"][:, 1:], inputs))
-        if spec.needs_token_kl:
-            fields["token_kl"] = lists(kl)
-        return PreferenceLogps(policy=policy, ref=ref, scores=inputs["scores"], mask=inputs["mask"],
-                               weight=inputs.get("weight") if spec.uses_weight else None,
-                               lengths=lists(tmask.sum(1)), **fields)
+        """Run the forward(s) and build the loss input, with only the fields the registered loss needs
+        (``prefopt.trainer.loop.policy_logps``, the same function a loop of your own calls)."""
+        needs_live_ref = self.loss_spec.needs_ref and "ref_logps" not in inputs
+        if needs_live_ref and self.ref_model is None and not self._is_peft():
+            raise ValueError("the loss needs a reference: pass ref_model, use a PEFT policy, or precompute ref_logps")
+        return policy_logps(model, inputs, loss=self.loss_spec, reference=self._reference_mode,
+                            ref_model=self.ref_model if self.ref_model is not None else self.model)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         x = self.preference_logps(model, inputs)

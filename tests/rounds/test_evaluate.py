@@ -7,7 +7,7 @@ import math
 import pytest
 from torch.testing import assert_close
 
-from prefopt.rounds.evaluate import Z95, evaluate_reward, mean_ci95
+from prefopt.rounds.evaluate import Z95, evaluate_reward, mean_ci95, paired_win_rate
 from prefopt.world.model import WorldConfig, build_model
 from prefopt.world.tokenizer import build_tokenizer
 
@@ -45,3 +45,15 @@ def test_evaluate_reward_scores_every_sample():
     assert out["n"] == 12 and len(seen) == 12
     assert [p for p, _ in seen] == [p for p in prompts for _ in range(4)]
     assert out == mean_ci95([1.0] * 4 + [0.0] * 4 + [1.0] * 4)
+
+
+def test_paired_win_rate_counts_ties_half_and_takes_its_interval_over_prompts():
+    """Prompt 0: samples (0.9 vs 0.1, win) and (0.5 vs 0.5, tie) → 0.75; prompt 1: (0.2 vs 0.4, loss) and
+    (0.3 vs 0.3, tie) → 0.25; prompt 2: two wins → 1. Mean (0.75 + 0.25 + 1) / 3 = 2/3 over n = 3 prompts."""
+    ours = [(0, 0, 0.9), (0, 1, 0.5), (1, 0, 0.2), (1, 1, 0.3), (2, 0, 1.0), (2, 1, 0.7)]
+    base = [(0, 0, 0.1), (0, 1, 0.5), (1, 0, 0.4), (1, 1, 0.3), (2, 0, 0.0), (2, 1, 0.6)]
+    rows = lambda xs: [{"index": i, "sample": k, "reward": r} for i, k, r in xs]
+    out = paired_win_rate(rows(ours), rows(base))
+    assert out == mean_ci95([0.75, 0.25, 1.0]) and out["n"] == 3 and out["mean"] == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match="not on the same prompts"):
+        paired_win_rate(rows(ours), rows(base[1:] + base[:1]))
