@@ -16,11 +16,9 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-# `prefopt NAME ...` hands the rest of the command line to another module's main (imported only when asked for).
-SUBCOMMANDS = {"models": "prefopt.models:main"}
 HELP_FLAGS = ("-h", "--help", "help")
 # ``prefopt NAME key=value ...``: a subcommand's ``main(argv) -> exit status``, imported only when named
-SUBCOMMANDS = {"eval": "prefopt.evaluate_cli:main"}
+SUBCOMMANDS = {"eval": "prefopt.evaluate_cli:main", "models": "prefopt.models:main"}
 # Libraries whose deprecation notices are about their own internals (a Trainer calling a renamed property), which a
 # user of prefopt can do nothing about. Warnings raised from prefopt's or the user's code, and every other category
 # (UserWarning, RuntimeWarning ...), still show.
