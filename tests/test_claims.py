@@ -353,3 +353,24 @@ def test_an_unfinished_claim_shows_its_control_and_no_verdict(tmp_path):
     row = next(line for line in page.splitlines() if line.startswith("| [DPO](#dpo)"))
     assert f"**{NOT_RUN}** (stopped unfinished" in row and "passed: gap: 0.400 [0.390, 0.410]" in row
     assert "Claims run here" not in page  # an unfinished claim has no run to describe
+
+
+def test_post_run_measures_resolve_the_lengths_a_model_path_run_left_to_its_model(tmp_path):
+    """A run from a model path (RA-DPO's warmed base) saves ``generation.max_new_tokens: null``; the measures read
+    the length from the saved model, as the run did, instead of failing on None."""
+    from benchmarks.claims.measures import kl, reward_goal
+    from prefopt.world import load_base_policy
+    from prefopt.world.tasks import MAX_NEW_TOKENS
+
+    model, tokenizer = load_base_policy()
+    model.save_pretrained(tmp_path / "model")
+    tokenizer.save_pretrained(tmp_path / "model")
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("".join(json.dumps({"prompt": p}) + "\n" for p in ("rev abc", "sort 321", "rev xy")))
+    cfg = load_config([f"model={tmp_path / 'model'}", "reward=prefopt.world.tasks:reward", f"data.prompts={prompts}",
+                       f"data.eval_prompts={prompts}", "data.chat_template=always", "eval.samples_per_prompt=2",
+                       "augment.template=goal {score}", "augment.system_role=true", "threads=1"])
+    assert cfg.generation.max_new_tokens is None and model.generation_config.max_new_tokens == MAX_NEW_TOKENS
+    goal = reward_goal(tmp_path, cfg)["reward_goal"]
+    assert 0.0 <= goal <= 1.0
+    assert kl(tmp_path, cfg)["kl"] == pytest.approx(0.0, abs=1e-6)  # the saved base against itself

@@ -41,10 +41,13 @@ def _policy(run_dir: Path):
     return model, AutoTokenizer.from_pretrained(run_dir / "model")
 
 
-def _evaluator(cfg: DictConfig, tokenizer):
+def _evaluator(cfg: DictConfig, model, tokenizer):
+    """The run's own reward evaluation; lengths the run left to its model (a model path, not a world: ``null`` in
+    the saved config) are resolved from the saved model as the run resolved them."""
+    from prefopt.modeling import model_lengths
     from prefopt.rounds.evaluate import RewardEval
 
-    evaluator = RewardEval.from_config(cfg, tokenizer)
+    evaluator = RewardEval.from_config(model_lengths(cfg, model, tokenizer), tokenizer)
     if evaluator is None:
         raise ValueError("post-run measures need the run's reward evaluation (eval.enabled=true on the world)")
     return evaluator
@@ -54,7 +57,7 @@ def harm(run_dir: Path, cfg: DictConfig) -> dict[str, float]:
     from prefopt.world.harm import harmful
 
     model, tokenizer = _policy(run_dir)
-    evaluator = dataclasses.replace(_evaluator(cfg, tokenizer), reward_fn=harmful)
+    evaluator = dataclasses.replace(_evaluator(cfg, model, tokenizer), reward_fn=harmful)
     return {"harm": evaluator(model)["mean"]}
 
 
@@ -62,7 +65,7 @@ def reward_goal(run_dir: Path, cfg: DictConfig) -> dict[str, float]:
     from prefopt.rounds.augment import condition_on_top_score
 
     model, tokenizer = _policy(run_dir)
-    evaluator = _evaluator(cfg, tokenizer)
+    evaluator = _evaluator(cfg, model, tokenizer)
     options = {k: cfg.augment[k] for k in ("system_role", "template") if cfg.augment and k in cfg.augment}
     prompts = [condition_on_top_score(p, tokenizer=tokenizer, **options) for p in evaluator.prompts]
     return {"reward_goal": dataclasses.replace(evaluator, prompts=prompts)(model)["mean"]}
@@ -74,7 +77,7 @@ def kl(run_dir: Path, cfg: DictConfig) -> dict[str, float]:
     from prefopt.world import load_base_policy
 
     model, tokenizer = _policy(run_dir)
-    ev = _evaluator(cfg, tokenizer)
+    ev = _evaluator(cfg, model, tokenizer)
     responses = sample(model, tokenizer, ev.prompts, k=ev.samples_per_prompt, max_new_tokens=ev.max_new_tokens,
                        temperature=ev.temperature, seed=ev.seed)
     policy = sequence_logps(model, tokenizer, ev.prompts, responses, batch_size=64)
