@@ -19,6 +19,9 @@ from benchmarks.claims.core import WORLD_POINT, Arm, Check, Claim
 
 WORLD = "model=smollm2-135m"
 PROMPTS, STEPS, EVAL = 128, 40, (64, 2)  # per run; the held-out reward on 64 prompts × 2 samples
+# The world's own K and pairing, spelled out: real_lipo's DPO arm has the very same overrides, so the two claims
+# share these runs (a run is cached by its override list) instead of training the same DPO twice.
+DPO_PAIRS = (WORLD, "generation.k=4", "pairing.rule=best_vs_worst")
 
 CLAIM = Claim(
     name="real_dpo",
@@ -27,7 +30,7 @@ CLAIM = Claim(
     setting=f"SmolLM2-135M-Instruct world (its reward and overlay). {PROMPTS} prompts × K = 4 samples of the "
             f"instruct model, best vs worst; {STEPS} steps. SFT: the instruct model, evaluated in the same runs "
             f"before training, on {EVAL[0]} held-out prompts × {EVAL[1]}.",
-    arms=(Arm("dpo", "DPO", recipe("dpo", WORLD, prompts=PROMPTS, steps=STEPS)),),
+    arms=(Arm("dpo", "DPO", recipe("dpo", *DPO_PAIRS, prompts=PROMPTS, steps=STEPS)),),
     checks=(Check("DPO > SFT policy (held-out reward)", ("dpo", "reward"), ("dpo", "reward_before"),
                   margin=0.02),),
     control=pair_signal("dpo"),

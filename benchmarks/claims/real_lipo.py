@@ -11,7 +11,7 @@ from __future__ import annotations
 from benchmarks.claims.budget import recipe
 from benchmarks.claims.controls import graded_lists
 from benchmarks.claims.core import WORLD_POINT, Arm, Check, Claim
-from benchmarks.claims.real_dpo import EVAL, PROMPTS, STEPS, WORLD
+from benchmarks.claims.real_dpo import DPO_PAIRS, EVAL, PROMPTS, STEPS, WORLD
 
 CLAIM = Claim(
     name="real_lipo",
@@ -24,9 +24,7 @@ CLAIM = Claim(
     arms=(
         Arm("lipo", "LiPO-λ on the K = 4 list", recipe("lipo", WORLD, "generation.k=4", "pairing.rule=full_list",
                                                        prompts=PROMPTS, steps=STEPS)),
-        Arm("dpo", "DPO, best vs worst of the same list", recipe("dpo", WORLD, "generation.k=4",
-                                                                 "pairing.rule=best_vs_worst", prompts=PROMPTS,
-                                                                 steps=STEPS)),
+        Arm("dpo", "DPO, best vs worst of the same list", recipe("dpo", *DPO_PAIRS, prompts=PROMPTS, steps=STEPS)),
     ),
     checks=(Check("LiPO-λ > DPO best-vs-worst (held-out reward)", ("lipo", "reward"), ("dpo", "reward"),
                   margin=0.02),),
