@@ -41,7 +41,7 @@ def _env(jobs: int, load_start: float, started: float, seconds: float) -> dict:
     return {"date": datetime.fromtimestamp(started, timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores", "python": platform.python_version(),
             "torch": torch.__version__, "transformers": transformers.__version__, "trl": trl.__version__,
-            "commit": commit.stdout.strip() or "?", "jobs": jobs, "wall_seconds": round(seconds, 1),
+            "commit": commit.stdout.strip() or "?", "jobs": jobs, "nice": os.nice(0), "wall_seconds": round(seconds, 1),
             "load_start": round(load_start, 2), "load_end": round(os.getloadavg()[0], 2)}
 
 

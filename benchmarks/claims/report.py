@@ -143,9 +143,10 @@ def _machine(results: dict[str, dict]) -> str:
     wall = sum(r["env"]["wall_seconds"] for r in results.values() if "env" in r)
     dates = sorted(r["env"]["date"] for r in results.values() if "env" in r)
     loads = [x for r in envs for x in (r["load_start"], r["load_end"])]
+    nice = "" if e.get("nice") is None else f", at nice {e['nice']}"  # recorded since the idle-machine rerun
     return (f"**Machine.** {e['machine']}; Python {e['python']}, torch {e['torch']}, transformers "
-            f"{e['transformers']}, trl {e['trl']}; {e['jobs']} worker process(es) per command, one thread each, at "
-            f"nice 19. Claims run here: {len(results)}, started from {dates[0]} to {dates[-1]}; {wall / 60:.0f} min "
+            f"{e['transformers']}, trl {e['trl']}; {e['jobs']} worker process(es) per command, one thread each"
+            f"{nice}. Claims run here: {len(results)}, started from {dates[0]} to {dates[-1]}; {wall / 60:.0f} min "
             f"of wall time and {cpu / 60:.0f} min of CPU time in all; 1-minute load average between {min(loads):g} "
             f"and {max(loads):g} at the claims' starts and ends (each claim's own figures are in its details).")
 
