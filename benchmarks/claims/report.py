@@ -76,7 +76,8 @@ def _row(name: str, result: dict | None, page: Path) -> str:
                          for a, v in result["arms"].items())
     tuning = f"seeds {result['tuning_seeds']}<br>{points}" if result["arms"] else f"seeds {result['tuning_seeds']}"
     seeds = (f"{len(result['eval_seeds'])} seeds {result['eval_seeds'][0]}–{result['eval_seeds'][-1]}"
-             + (f" (power asked {result['n_needed']})" if result.get("n_needed") else "")
+             + (f" (power asked more than {result['n_needed']}: capped)" if result.get("capped") else
+                f" (power asked {result['n_needed']})" if result.get("n_needed") else "")
              if result["eval_seeds"] else "none (control failed)")
     checks = "<br>".join(f"{c['text']}: Δ {_ci(c['delta'], signed=True)}; margin {c['margin']:g}; MDE "
                          f"{c['mde']:.3f} → {c['verdict']}" for c in result["checks"]) or "not run"
