@@ -374,3 +374,12 @@ def test_post_run_measures_resolve_the_lengths_a_model_path_run_left_to_its_mode
     goal = reward_goal(tmp_path, cfg)["reward_goal"]
     assert 0.0 <= goal <= 1.0
     assert kl(tmp_path, cfg)["kl"] == pytest.approx(0.0, abs=1e-6)  # the saved base against itself
+
+
+def test_the_table_says_when_the_power_calculation_was_capped():
+    saved = {"lipo": json.loads((ROOT / "benchmarks" / "claims" / "results" / "lipo.json").read_text())}
+    capped = {**saved["lipo"], "capped": True, "n_needed": SIZES["full"].most}
+    assert f"(power asked more than {SIZES['full'].most}: capped)" in render({"lipo": capped})
+    uncapped = {**saved["lipo"], "capped": False, "n_needed": 7}
+    page = render({"lipo": uncapped})
+    assert "(power asked 7)" in page and "power asked more than" not in page
