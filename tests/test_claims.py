@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -383,3 +384,15 @@ def test_the_table_says_when_the_power_calculation_was_capped():
     uncapped = {**saved["lipo"], "capped": False, "n_needed": 7}
     page = render({"lipo": uncapped})
     assert "(power asked 7)" in page and "power asked more than" not in page
+
+
+def test_the_choosing_guide_quotes_the_saved_verdicts():
+    """docs/guides/choosing.md links each verdict to its claim: ``[verdict](../claims.md#name)``; a rerun that
+    changes a verdict must change the guide."""
+    import benchmarks.claims.__main__ as cli
+
+    saved = cli.saved_results()
+    quoted = re.findall(r"\[([^\]]+)\]\(\.\./claims\.md#(\w+)\)", (ROOT / "docs" / "guides" / "choosing.md").read_text())
+    assert {name for _, name in quoted} >= {"dpo", "lipo", "dno", "osp", "cream", "ra_dpo", "d2o", "rrpo", "ches"}
+    for verdict, name in quoted:
+        assert verdict == saved[name]["verdict"], f"docs/guides/choosing.md quotes {name} as {verdict!r}"
