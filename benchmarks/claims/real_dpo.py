@@ -37,7 +37,9 @@ CLAIM = Claim(
     grid=(WORLD_POINT,),
     eval_size=EVAL,
     notes="Margin 0.02 on the world's reward scale (a complete named sentence scores about 1.3, a cut-off one "
-          "about 0.3).",
+          "about 0.3). The reward scores form, not content: one short complete sentence that names the subject. A "
+          "trained model answers 'A volcano is a volcano.' (docs/worlds.md, 'What this reward does not measure'), so "
+          "the verdict says DPO optimises the reward it is given on a real model, not that the answers got better.",
     docs="docs/losses/dpo.md",
     metrics={"reward": "held-out reward after DPO", "reward_before": "held-out reward of the instruct model"},
 )

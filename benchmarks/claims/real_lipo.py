@@ -31,7 +31,8 @@ CLAIM = Claim(
     control=graded_lists("lipo"),
     grid=(WORLD_POINT,),
     eval_size=EVAL,
-    notes="K = 4 rather than the tiny world's 8: a list of 8 samples of a 135M model costs too much CPU here.",
+    notes="K = 4 rather than the tiny world's 8: a list of 8 samples of a 135M model costs too much CPU here. The "
+          "reward scores form, not content (real_dpo's notes, docs/worlds.md).",
     docs="docs/losses/lipo.md",
     metrics={"reward": "held-out reward after training"},
 )
