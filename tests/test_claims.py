@@ -227,6 +227,8 @@ def test_report_lists_claims_not_yet_run_with_their_command():
     assert "## The real-model arm" in page
     assert "Protocol v2" in page
     assert "Not yet run under protocol v2" in quote("dpo", None, ROOT / "docs" / "losses" / "dpo.md")
+    assert "## Claim on the real-model world: LiPO-λ on SmolLM2-135M" in quote("real_lipo", None,
+                                                                              ROOT / "docs" / "losses" / "lipo.md")
 
 
 def test_only_protocol_v2_results_are_read(tmp_path, monkeypatch):
@@ -392,7 +394,9 @@ def test_the_choosing_guide_quotes_the_saved_verdicts():
     import benchmarks.claims.__main__ as cli
 
     saved = cli.saved_results()
-    quoted = re.findall(r"\[([^\]]+)\]\(\.\./claims\.md#(\w+)\)", (ROOT / "docs" / "guides" / "choosing.md").read_text())
-    assert {name for _, name in quoted} >= {"dpo", "lipo", "dno", "osp", "cream", "ra_dpo", "d2o", "rrpo", "ches"}
+    guide = (ROOT / "docs" / "guides" / "choosing.md").read_text()
+    quoted = re.findall(r"\[([^\]]+)\]\(\.\./claims\.md#(\w+)\)", guide)
+    assert {name for _, name in quoted} >= {"dpo", "lipo", "dno", "osp", "cream", "ra_dpo", "d2o", "rrpo", "ches",
+                                            "real_dpo", "real_lipo"}
     for verdict, name in quoted:
         assert verdict == saved[name]["verdict"], f"docs/guides/choosing.md quotes {name} as {verdict!r}"
