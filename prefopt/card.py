@@ -25,6 +25,7 @@ from prefopt.data.sources import sources_of
 from prefopt.outputs import format_reward
 from prefopt.rounds.evaluate import reward_spec
 from prefopt.run_folder import RunFolder
+from prefopt.world.fetch import KNOWN
 
 CLAIMS = Path(__file__).resolve().parent.parent / "docs" / "claims.md"
 CLAIMS_LINK = "docs/claims.md"  # relative to the prefopt repository (the row's anchor is the loss's name)
@@ -43,7 +44,9 @@ def card_data(cfg: DictConfig):
 
     datasets = sorted({d for d in (*sources_of(cfg.data), cfg.data.prompts, cfg.data.eval_prompts) if _hub_id(d)})
     losses = [n if ":" not in n else "custom-loss" for n in loss_label(cfg).split("+")]  # a weighted sum: each
-    return ModelCardData(base_model=_hub_id(cfg.model), library_name="transformers", datasets=datasets or None,
+    known = KNOWN.get(cfg.model or "")  # a model prefopt fetches by name (model=smollm2-135m): its hub origin
+    base_model = _hub_id(cfg.model) or (known.hub_id if known else None)
+    return ModelCardData(base_model=base_model, library_name="transformers", datasets=datasets or None,
                          tags=["prefopt", *losses, "preference-optimization", *(["lora"] if cfg.peft.enabled else [])])
 
 
@@ -110,6 +113,8 @@ def render(cfg: DictConfig, summary: dict[str, Any], folder: RunFolder, argv: li
     spec = LOSSES.get(loss)
     row = claims_row(loss)
     base = cfg.model or "the tiny embedded world's base policy"
+    if cfg.model in KNOWN:
+        base = f"{cfg.model}: {KNOWN[cfg.model].origin}"
     command = "prefopt " + " ".join(shlex.quote(a) for a in argv) if argv is not None else \
         "(run from Python: `prefopt.run.run(cfg)`; the resolved configuration is below)"
     algo = [f"- loss `{loss}`" + (f" ({spec.paper})" if spec and spec.paper else "")]

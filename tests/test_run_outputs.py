@@ -74,6 +74,9 @@ def test_card_metadata_names_hub_models_and_datasets():
     assert card_data(mixed).datasets == ["Anthropic/hh-rlhf", "trl-lib/ultrafeedback_binarized"]  # hub ones only
     summed = load_config(["loss.name=[sigmoid,sft]", "loss.weights=[1.0,0.5]"])  # TRL's loss_type list
     assert card_data(summed).tags[:3] == ["prefopt", "sigmoid", "sft"]
+    fetched = load_config(["model=smollm2-135m"])  # a model prefopt fetches by name: the card names its hub origin
+    assert card_data(fetched).base_model == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    assert card_data(load_config([])).base_model is None  # the tiny world's base has no hub home
 
 
 def test_every_evaluation_leaves_a_samples_file_named_in_the_summary(runs):

