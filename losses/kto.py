@@ -41,8 +41,9 @@ def kto_loss(x: PreferenceLogps, *, beta: Positive = 0.1, desirable_weight: Posi
         (B,) entries whose mean is the loss; z₀ couples the batch (``batchwise=True``); float32 for bf16/fp16.
 
     Open choices:
-        z₀ is the mean over this batch (TRL also averages it over processes; a pure loss cannot see them); it is
-        detached and clamped at 0, as in the paper and TRL. ``x.scores`` are not read.
+        z₀ is the mean over this batch, and under ``torch.distributed`` (``accelerate launch``) the mean of every
+        process's batch mean, as TRL's KTOTrainer gathers it (``kl_baseline``); it is detached and clamped at 0, as
+        in the paper and TRL. ``x.scores`` are not read.
 
     Reduction to DPO:
         None exact: KTO needs no pairs. With pairs unpaired (y_w desirable, y_l undesirable) and z₀ = 0 its
@@ -64,8 +65,19 @@ def kto_loss(x: PreferenceLogps, *, beta: Positive = 0.1, desirable_weight: Posi
 
 
 def kl_baseline(ratios: Tensor) -> Tensor:
-    """z₀ = max(0, mean of the mismatched responses' log-ratios), detached: () from (B, 2) log-ratios."""
-    return ratios[:, 1].mean().detach().clamp(min=0)
+    """z₀ = max(0, mean of the mismatched responses' log-ratios), detached: () from (B, 2) log-ratios.
+
+    Across processes (an initialised ``torch.distributed`` group of more than one) the per-process means are
+    averaged, as TRL's KTOTrainer takes ``accelerator.gather_for_metrics(kl).mean()``, so every process uses the
+    same z₀. That is a collective: every process must call it, as every process computes the loss at each step.
+    """
+    kl = ratios[:, 1].mean().detach()
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        kl = kl.clone()
+        dist.all_reduce(kl)  # the sum of the processes' means
+        kl = kl / dist.get_world_size()
+    return kl.clamp(min=0)
 
 
 @torch.no_grad()

@@ -63,3 +63,17 @@ def test_a_round_on_two_processes_has_the_data_of_one(tmp_path, monkeypatch):
     assert ref_one.name == ref_two.name and json.loads(ref_one.read_text()) == json.loads(ref_two.read_text())
     summary = lambda d: json.loads((tmp_path / d / "summary.json").read_text())
     assert summary("two")["reward_before"] == summary("one")["reward_before"]
+
+
+@pytest.mark.skipif(shutil.which("accelerate") is None, reason="accelerate CLI not on PATH")
+def test_kto_trains_on_two_processes_with_one_kl_baseline(local_run, tmp_path):  # noqa: F811
+    """KTO's KL baseline is a collective over the processes (``losses.kto.kl_baseline``): the loss and its metrics
+    call it at every step on every process, so the run finishes (no process waits alone) and logs one z₀."""
+    common = [a for a in local_run if not a.startswith(("output_dir=", "train.per_device_batch_size="))]
+    run = subprocess.run([*accelerate_launch(), "-m", "prefopt.train", *common, "loss.name=kto",
+                          "train.per_device_batch_size=2", f"output_dir={tmp_path / 'kto'}"],
+                         env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    rows = [json.loads(line) for line in (tmp_path / "kto" / "metrics.jsonl").read_text().splitlines()]
+    logged = [r for r in rows if "loss" in r and "kl" in r]
+    assert len(logged) == 3 and all(r["kl"] >= 0 and r["loss"] == r["loss"] for r in logged)

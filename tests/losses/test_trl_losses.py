@@ -154,3 +154,28 @@ def test_combination_is_the_weighted_sum_with_shared_hyper_parameters():
 def test_combination_errors_name_the_key(names, weights, message):
     with pytest.raises(ValueError, match=message):
         get_loss(names, weights=weights)
+
+
+def _kto_on_one_rank(rank: int, world: int, port: int, out: str) -> None:
+    """One process of a gloo group: it holds list ``rank`` of the hand example above."""
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    try:
+        policy, ref = t([-1.0, -2.0], [-3.0, -1.0])[rank:rank + 1], t([-2.0, -2.5], [-2.0, -2.0])[rank:rank + 1]
+        x = PreferenceLogps(policy=policy, ref=ref, scores=t([1.0, 0.0]), weight=t(1.0, 0.0)[rank:rank + 1])
+        torch.save(value("kto", x, beta=0.5, undesirable_weight=2.0), f"{out}/{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_kto_kl_baseline_is_averaged_over_processes(tmp_path):
+    """Two processes, one list each: each uses z₀ = mean(0.5, 1) = 0.75, the one-process batch's, as TRL's
+    KTOTrainer gathers the KL over processes (alone, each would use its own 0.5 or 1)."""
+    import torch.multiprocessing as mp
+
+    from tests.conftest import free_port
+
+    mp.spawn(_kto_on_one_rank, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
+    both = torch.cat([torch.load(tmp_path / f"{rank}.pt") for rank in (0, 1)])
+    assert_close(both, t(1 - sig(0.125), 2 * (1 - sig(0.875))))
