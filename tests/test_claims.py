@@ -400,3 +400,14 @@ def test_the_choosing_guide_quotes_the_saved_verdicts():
                                             "real_dpo", "real_lipo"}
     for verdict, name in quoted:
         assert verdict == saved[name]["verdict"], f"docs/guides/choosing.md quotes {name} as {verdict!r}"
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["nope"], "unknown claim(s) nope; valid: lipo"),
+    (["dpo", "--seeds", "1", "2", "--size", "smoke"], "evaluation seeds [1] are tuning seeds"),
+])
+def test_a_bad_command_line_is_one_usage_error_before_any_run(args, message, tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.claims", *args, "--out", str(tmp_path)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
+    assert not any(tmp_path.iterdir())  # nothing was run or written

@@ -112,6 +112,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--unfinished", action="store_true", help="save what the named claims without a result "
                         "have in the run cache (their control), marked unfinished, and re-render the docs")
     args = parser.parse_args(argv)
+    unknown = [n for n in args.names if n not in NAMES + REAL_NAMES]
+    if unknown:  # one usage error before anything runs, not a traceback from load()
+        parser.error(f"unknown claim(s) {', '.join(unknown)}; valid: {', '.join(NAMES + REAL_NAMES)}")
     from benchmarks.claims.report import write_all
 
     if args.report:
@@ -130,6 +133,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.seeds and len(args.seeds) < 2:
         parser.error("--seeds needs at least 2 evaluation seeds (a paired t-interval needs 2)")
+    shared = sorted(set(args.seeds or ()) & set(args.tuning_seeds or SIZES[args.size].tuning_seeds))
+    if shared:  # protocol v2: a point chosen on a seed is never reported on it
+        parser.error(f"evaluation seeds {shared} are tuning seeds; pick others with --seeds")
     from benchmarks.claims.protocol import run_claim
     from benchmarks.claims.runner import workers
 
