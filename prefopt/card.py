@@ -39,13 +39,18 @@ def _hub_id(value: str | None) -> str | None:
     return value if re.fullmatch(r"[\w.-]+/[\w.-]+", value) else None
 
 
+def _fetched(cfg: DictConfig):
+    """The registry entry of a model prefopt fetches by name (``model=smollm2-135m``), else None."""
+    return KNOWN.get(cfg.model or "")
+
+
 def card_data(cfg: DictConfig):
     from huggingface_hub import ModelCardData
 
     datasets = sorted({d for d in (*sources_of(cfg.data), cfg.data.prompts, cfg.data.eval_prompts) if _hub_id(d)})
     losses = [n if ":" not in n else "custom-loss" for n in loss_label(cfg).split("+")]  # a weighted sum: each
-    known = KNOWN.get(cfg.model or "")  # a model prefopt fetches by name (model=smollm2-135m): its hub origin
-    base_model = _hub_id(cfg.model) or (known.hub_id if known else None)
+    known = _fetched(cfg)
+    base_model = _hub_id(cfg.model) or (known.hub_id if known else None)  # a fetched model: its hub origin
     return ModelCardData(base_model=base_model, library_name="transformers", datasets=datasets or None,
                          tags=["prefopt", *losses, "preference-optimization", *(["lora"] if cfg.peft.enabled else [])])
 
@@ -112,9 +117,8 @@ def render(cfg: DictConfig, summary: dict[str, Any], folder: RunFolder, argv: li
     loss = loss_label(cfg)  # one name, or "sigmoid+sft" for a weighted sum
     spec = LOSSES.get(loss)
     row = claims_row(loss)
-    base = cfg.model or "the tiny embedded world's base policy"
-    if cfg.model in KNOWN:
-        base = f"{cfg.model}: {KNOWN[cfg.model].origin}"
+    known = _fetched(cfg)
+    base = f"{cfg.model}: {known.origin}" if known else cfg.model or "the tiny embedded world's base policy"
     command = "prefopt " + " ".join(shlex.quote(a) for a in argv) if argv is not None else \
         "(run from Python: `prefopt.run.run(cfg)`; the resolved configuration is below)"
     algo = [f"- loss `{loss}`" + (f" ({spec.paper})" if spec and spec.paper else "")]

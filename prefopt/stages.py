@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
@@ -63,10 +63,8 @@ def step(label: str) -> Iterator[None]:
         yield
     except BaseException as err:
         if getattr(err, FAILED_IN, None) is None:
-            try:
+            with suppress(AttributeError):  # an exception type with __slots__: the label is lost, the error is not
                 setattr(err, FAILED_IN, label)
-            except AttributeError:  # an exception type with __slots__: the label is lost, the error is not
-                pass
         raise
     finally:
         _where.reset(token)
